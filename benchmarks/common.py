@@ -1,0 +1,64 @@
+"""Helpers shared by the benchmark scripts: machine description, medians, isolated worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+# glibc setting that keeps freed memory in the heap instead of returning it to the OS on every free, so large
+# tensors do not page-fault on each allocation (see BENCHMARKS.md). No code change; environment only.
+TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+
+
+def machine(tuned_malloc: bool | None = None) -> str:
+    """One line describing this machine; ``tuned_malloc`` None reads the allocator setting of this process."""
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    if tuned_malloc is None:
+        tuned_malloc = os.environ.get("GLIBC_TUNABLES") == TUNED_MALLOC
+    malloc = "tuned glibc malloc" if tuned_malloc else "default glibc malloc"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"python {platform.python_version()}, {malloc}"
+    )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def time_median(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def run_worker(argv: list[str], tuned_malloc: bool, timeout: float = 900) -> dict:
+    """Run ``python <argv>`` in a fresh process; it must print one JSON object on its last stdout line."""
+    env = dict(os.environ)
+    if tuned_malloc:
+        env["GLIBC_TUNABLES"] = TUNED_MALLOC
+    else:
+        env.pop("GLIBC_TUNABLES", None)
+    res = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=timeout)
+    if res.returncode != 0:
+        return {"error": (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])

@@ -1,0 +1,65 @@
+"""One registry for every token mixer ("attention"); all share one constructor and one tensor contract.
+
+Contract: ``mixer = create_attention(name, dim, num_heads, neuron=factory, **options)`` and
+``mixer(u)`` maps the block's real-valued membrane stream ``[T, B, N, D]`` to the sub-block output ``[T, B, N, D]``
+that is added back as a membrane-potential residual. The encoder block never asks which mechanism it holds.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+NeuronFactory = Callable[..., nn.Module]  # neuron(**overrides) -> a multi-step neuron module, e.g. LIFNode
+
+_ATTENTIONS: dict[str, type[nn.Module]] = {}
+
+
+def register_attention(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    def deco(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _ATTENTIONS:
+            raise ValueError(f"attention {name!r} is already registered")
+        _ATTENTIONS[name] = cls
+        cls.attention_name = name
+        return cls
+
+    return deco
+
+
+def list_attentions() -> list[str]:
+    """Names accepted by ``create_attention`` and ``create_model(..., attention=NAME)``."""
+    _load_builtins()
+    return sorted(_ATTENTIONS)
+
+
+def attention_options(name: str) -> list[str]:
+    """The keyword options a mechanism accepts beyond ``dim``, ``num_heads`` and ``neuron``."""
+    cls = get_attention_class(name)
+    sig = inspect.signature(cls.__init__)
+    return [p for p in sig.parameters if p not in ("self", "dim", "num_heads", "neuron")]
+
+
+def get_attention_class(name: str) -> type[nn.Module]:
+    _load_builtins()
+    if name not in _ATTENTIONS:
+        raise ValueError(f"unknown attention {name!r}; available: {', '.join(sorted(_ATTENTIONS))}")
+    return _ATTENTIONS[name]
+
+
+def create_attention(name: str, dim: int, num_heads: int, *, neuron: NeuronFactory, **options) -> nn.Module:
+    """Build a registered token mixer; unknown names or options raise ``ValueError`` listing the valid ones."""
+    cls = get_attention_class(name)
+    valid = attention_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"attention {name!r} does not accept option(s) {unknown}; valid options: {valid}")
+    if dim % num_heads:
+        raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
+    return cls(dim, num_heads, neuron=neuron, **options)
+
+
+def _load_builtins() -> None:
+    # Importing the mechanism modules runs their @register_attention decorators.
+    from . import stdp  # noqa: F401

@@ -1,0 +1,26 @@
+"""Spiking MLP of the encoder block (Eq. 26): LIF → Linear(D→hD) → BN → LIF → Linear(hD→D) → BN."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..attention.registry import NeuronFactory
+from .norm import TokenBatchNorm
+
+
+class SpikingMLP(nn.Module):
+    """``[T, B, N, D]`` membrane stream → ``[T, B, N, D]`` residual update; both linears see binary spikes."""
+
+    def __init__(self, dim: int, hidden_dim: int, neuron: NeuronFactory) -> None:
+        super().__init__()
+        self.lif1 = neuron()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.bn1 = TokenBatchNorm(hidden_dim)
+        self.lif2 = neuron()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.bn2 = TokenBatchNorm(dim)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        x = self.bn1(self.fc1(self.lif1(u)))
+        return self.bn2(self.fc2(self.lif2(x)))

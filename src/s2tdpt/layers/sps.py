@@ -1,0 +1,68 @@
+"""Spiking Patch Splitting (paper Eq. 10–13; spec §3): real image → membrane tokens ``U_0 ∈ R^{T×B×N×D}``.
+
+| stage  | ops                       | channels  |
+|--------|---------------------------|-----------|
+| stem   | Conv, BN (real input)     | C → D/8   |
+| SPE 1  | LIF, Conv, BN             | D/8 → D/4 |
+| SPE 2  | LIF, Conv, BN             | D/4 → D/2 |
+| SPED 1 | LIF, MaxPool, Conv, BN    | D/2 → D   |
+| SPED 2 | LIF, MaxPool, Conv, BN    | D → D     |
+
+Convs are 3×3, stride 1, padding 1, no bias; MaxPool(3, stride 2, padding 1). With the paper's two pooling
+stages a 32×32 image gives 8×8 = 64 tokens of 4×4 pixels. ``num_pools`` < 2 drops the pooling from SPED 2
+(then SPED 1) for small inputs such as 8×8 digits.
+
+Direct encoding repeats the image T times; the stem (conv + BN) is computed once per image and broadcast over
+T, which gives the same values as running it on T copies (BN batch statistics of identical copies are those of
+one copy; only the unbiased correction ``n/(n−1)`` of BN's running variance differs, by < 1e-5 relative).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..attention.registry import NeuronFactory
+from ..snn.fold import seq_apply
+
+
+class _SpikingConv(nn.Module):
+    """``BN(Conv(MP?(SN(x))))`` on ``[T, B, C, H, W]`` (Eq. 11 without pooling, Eq. 12 with)."""
+
+    def __init__(self, c_in: int, c_out: int, neuron: NeuronFactory, pool: bool) -> None:
+        super().__init__()
+        self.lif = neuron()
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.lif(x)  # binary spikes [T, B, C, H, W]
+        return seq_apply(lambda y: self.bn(self.conv(self.pool(y))), s)
+
+
+class SpikingPatchSplitting(nn.Module):
+    """``[B, C, H, W]`` image → ``[T, B, N, D]`` membrane tokens, ``N = (H / 2^num_pools)·(W / 2^num_pools)``."""
+
+    def __init__(self, in_chans: int, embed_dim: int, timesteps: int, neuron: NeuronFactory, num_pools: int = 2):
+        super().__init__()
+        if embed_dim % 8:
+            raise ValueError(f"embed_dim must be divisible by 8 for the tokenizer's D/8 stem, got {embed_dim}")
+        if not 0 <= num_pools <= 2:
+            raise ValueError(f"num_pools must be 0, 1 or 2, got {num_pools}")
+        d = embed_dim
+        self.timesteps = timesteps
+        self.stem_conv = nn.Conv2d(in_chans, d // 8, 3, padding=1, bias=False)  # Eq. 10
+        self.stem_bn = nn.BatchNorm2d(d // 8)
+        self.stages = nn.Sequential(
+            _SpikingConv(d // 8, d // 4, neuron, pool=False),  # SPE 1
+            _SpikingConv(d // 4, d // 2, neuron, pool=False),  # SPE 2
+            _SpikingConv(d // 2, d, neuron, pool=num_pools >= 1),  # SPED 1
+            _SpikingConv(d, d, neuron, pool=num_pools >= 2),  # SPED 2
+        )
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        z0 = self.stem_bn(self.stem_conv(img))  # [B, D/8, H, W], real-valued, identical at every step
+        x = z0.unsqueeze(0).expand(self.timesteps, *z0.shape)  # [T, B, D/8, H, W] (a view)
+        x = self.stages(x)  # [T, B, D, H', W']
+        return x.flatten(3).transpose(2, 3).contiguous()  # [T, B, N, D] (Eq. 13)

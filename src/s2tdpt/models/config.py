@@ -1,0 +1,112 @@
+"""Named model configurations as frozen dataclasses; they validate themselves and name the bad field."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..attention.registry import attention_options, list_attentions
+from ..snn.neuron import CHARGES
+
+
+@dataclass(frozen=True)
+class S2TDPTConfig:
+    """Everything needed to rebuild a model; stored inside every checkpoint.
+
+    Attributes:
+        img_size: input height = width (pixels).
+        in_chans: input channels.
+        num_classes: classifier outputs.
+        embed_dim: D, the token width.
+        depth: L, the number of encoder blocks.
+        num_heads: H; D must be divisible by H (D_H = D / H).
+        mlp_ratio: MLP hidden width as a multiple of D.
+        timesteps: T, simulation steps (direct encoding repeats the image T times).
+        num_pools: max-pooling stages in the tokenizer (2 → 4×4-pixel patches, as in the paper).
+        attention: a registered token mixer (``s2tdpt.list_attentions()``).
+        attn_kwargs: options of that mixer, e.g. ``{"impl": "dense"}`` or ``{"learnable": True}`` for STDP.
+        mlp_layernorm: apply the LayerNorm the paper's text mentions before the MLP (off: published count).
+        lif_charge: ``"decay_input"`` (anchor, default) or ``"paper"`` (Eq. 7–9).
+        lif_tau: τ of the decay_input charge.
+        lif_beta: β of the paper charge.
+        v_threshold: firing threshold of all LIF neurons but the attention neuron (an attention option).
+        surrogate_alpha: steepness α of the sigmoid surrogate gradient.
+    """
+
+    img_size: int = 32
+    in_chans: int = 3
+    num_classes: int = 10
+    embed_dim: int = 384
+    depth: int = 4
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    timesteps: int = 4
+    num_pools: int = 2
+    attention: str = "stdp"
+    attn_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    mlp_layernorm: bool = False
+    lif_charge: str = "decay_input"
+    lif_tau: float = 2.0
+    lif_beta: float = 0.5
+    v_threshold: float = 1.0
+    surrogate_alpha: float = 4.0
+
+    def __post_init__(self) -> None:
+        positive = ("img_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "timesteps")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"config field {name!r} must be a positive integer, got {value!r}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"config field 'num_heads' ({self.num_heads}) must divide 'embed_dim' ({self.embed_dim})")
+        if self.embed_dim % 8:
+            raise ValueError(f"config field 'embed_dim' must be divisible by 8 (tokenizer stem), got {self.embed_dim}")
+        if self.num_pools not in (0, 1, 2):
+            raise ValueError(f"config field 'num_pools' must be 0, 1 or 2, got {self.num_pools!r}")
+        if self.img_size % (2**self.num_pools):
+            raise ValueError(
+                f"config field 'img_size' ({self.img_size}) must be divisible by 2**num_pools = {2**self.num_pools}"
+            )
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"config field 'mlp_ratio' must be > 0, got {self.mlp_ratio}")
+        if self.lif_charge not in CHARGES:
+            raise ValueError(f"config field 'lif_charge' must be one of {CHARGES}, got {self.lif_charge!r}")
+        if self.attention not in list_attentions():
+            raise ValueError(f"config field 'attention' must be one of {list_attentions()}, got {self.attention!r}")
+        unknown = sorted(set(self.attn_kwargs) - set(attention_options(self.attention)))
+        if unknown:
+            raise ValueError(
+                f"config field 'attn_kwargs' has option(s) {unknown} that attention {self.attention!r} does not "
+                f"accept; valid: {attention_options(self.attention)}"
+            )
+        object.__setattr__(self, "attn_kwargs", dict(self.attn_kwargs))
+
+    @property
+    def num_tokens(self) -> int:
+        side = self.img_size // 2**self.num_pools
+        return side * side
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> S2TDPTConfig:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - valid)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(valid)}")
+        return cls(**d)
+
+
+# The paper's model and a few small sizes for CPU work. Name: s2tdpt_<depth>_<dim>.
+MODEL_CONFIGS: dict[str, S2TDPTConfig] = {
+    # Paper (CIFAR-10 setting): 4 blocks, D = 384, 12 heads, T = 4, 32×32 RGB; 9,320,122 parameters.
+    "s2tdpt_4_384": S2TDPTConfig(),
+    "s2tdpt_4_256": S2TDPTConfig(embed_dim=256, num_heads=8),
+    "s2tdpt_2_256": S2TDPTConfig(embed_dim=256, depth=2, num_heads=8),
+    "s2tdpt_2_128": S2TDPTConfig(embed_dim=128, depth=2, num_heads=4),
+    # Tests and smoke runs: one narrow block, two timesteps.
+    "s2tdpt_tiny": S2TDPTConfig(embed_dim=32, depth=1, num_heads=2, timesteps=2, mlp_ratio=2.0),
+}

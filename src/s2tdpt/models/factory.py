@@ -1,0 +1,33 @@
+"""``create_model`` / ``list_models``: named configs plus keyword overrides (timm style)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import MODEL_CONFIGS, S2TDPTConfig
+from .s2tdpt import S2TDPT
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(MODEL_CONFIGS)
+
+
+def resolve_config(name: str | S2TDPTConfig, **overrides) -> S2TDPTConfig:
+    """A named (or given) config with ``overrides`` applied; unknown names or fields raise ``ValueError``."""
+    if isinstance(name, S2TDPTConfig):
+        base = name
+    elif name in MODEL_CONFIGS:
+        base = MODEL_CONFIGS[name]
+    else:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    valid = [f.name for f in dataclasses.fields(S2TDPTConfig)]
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown model option(s) {unknown}; valid options: {valid}")
+    return dataclasses.replace(base, **overrides)
+
+
+def create_model(name: str | S2TDPTConfig, **overrides) -> S2TDPT:
+    """Build a model, e.g. ``create_model("s2tdpt_4_384", num_classes=100, num_heads=8)``."""
+    return S2TDPT(resolve_config(name, **overrides))

@@ -1,0 +1,77 @@
+"""The Spiking STDP Transformer: SPS tokenizer → L encoder blocks → GTMP + GAP → linear head (Eq. 10–28)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..layers.block import EncoderBlock
+from ..layers.sps import SpikingPatchSplitting
+from ..snn.neuron import LIFNode, reset_states
+from .config import S2TDPTConfig
+
+
+class S2TDPT(nn.Module):
+    """Images ``[B, C, H, W]`` → logits ``[B, num_classes]``. Neuron state is reset on every forward.
+
+    ``forward_features`` returns the last block's membrane potentials ``[T, B, N, D]`` and ``forward_head``
+    reads them out (mean over T = GTMP, mean over tokens = GAP, linear), so analysis tools can tap either.
+    """
+
+    def __init__(self, config: S2TDPTConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        neuron = partial(
+            LIFNode,
+            tau=c.lif_tau,
+            v_threshold=c.v_threshold,
+            charge=c.lif_charge,
+            beta=c.lif_beta,
+            surrogate_alpha=c.surrogate_alpha,
+        )
+        self.patch_embed = SpikingPatchSplitting(c.in_chans, c.embed_dim, c.timesteps, neuron, c.num_pools)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(c.embed_dim, c.num_heads, c.mlp_ratio, neuron, c.attention, c.attn_kwargs, c.mlp_layernorm)
+            for _ in range(c.depth)
+        )
+        self.head = nn.Linear(c.embed_dim, c.num_classes)
+        self.apply(_init_weights)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        c = self.config
+        expected = (c.in_chans, c.img_size, c.img_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape [B, {c.in_chans}, {c.img_size}, {c.img_size}] "
+                f"(batch, channels, height, width); got {tuple(x.shape)}. Resize or convert the input, or build "
+                f"the model with matching img_size / in_chans."
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` → final membrane potentials ``U_L`` ``[T, B, N, D]``."""
+        self.check_input(x)
+        reset_states(self)
+        u = self.patch_embed(x)  # U_0, [T, B, N, D]
+        for block in self.blocks:
+            u = block(u)
+        return u
+
+    def forward_head(self, u: torch.Tensor) -> torch.Tensor:
+        """GTMP over T, GAP over tokens, then the classifier (Eq. 28, 30–31): ``[T, B, N, D] → [B, classes]``."""
+        return self.head(u.mean(0).mean(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_weights(m: nn.Module) -> None:
+    # As the anchors: truncated-normal linear weights, zero biases; convs keep PyTorch's default init.
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

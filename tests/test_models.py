@@ -1,0 +1,196 @@
+"""The S²TDPT model: parameter counts, shapes, gradients, batch independence, config errors."""
+
+import pytest
+import torch
+
+import s2tdpt
+from s2tdpt import create_model, list_models
+from s2tdpt.attention.stdp import STDPAttention
+
+
+def _count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_paper_parameter_counts():
+    assert _count(create_model("s2tdpt_4_384")) == 9_320_122
+    assert _count(create_model("s2tdpt_4_384", num_classes=100, num_heads=8)) == 9_354_772
+    assert _count(create_model("s2tdpt_4_384", num_classes=100)) == 9_354_772  # heads do not change the count
+
+
+def test_paper_model_configuration():
+    m = create_model("s2tdpt_4_384")
+    c = m.config
+    assert (c.depth, c.embed_dim, c.num_heads, c.num_classes, c.timesteps, c.img_size, c.in_chans) == (
+        4,
+        384,
+        12,
+        10,
+        4,
+        32,
+        3,
+    )
+    assert c.num_tokens == 64
+    assert all(isinstance(b.attn, STDPAttention) and b.attn.impl == "linear" for b in m.blocks)
+
+
+def test_registry_lists():
+    assert {"s2tdpt_4_384", "s2tdpt_tiny", "s2tdpt_2_128"} <= set(list_models())
+    assert "stdp" in s2tdpt.list_attentions()
+
+
+@pytest.mark.parametrize("name", ["s2tdpt_tiny", "s2tdpt_2_128"])
+def test_forward_shapes(name):
+    m = create_model(name)
+    x = torch.randn(3, 3, 32, 32)
+    assert m(x).shape == (3, 10)
+    u = m.forward_features(x)
+    c = m.config
+    assert u.shape == (c.timesteps, 3, 64, c.embed_dim)
+    assert m.forward_head(u).shape == (3, 10)
+
+
+def test_paper_model_forward():
+    m = create_model("s2tdpt_4_384").eval()
+    with torch.no_grad():
+        out = m(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "overrides,shape,tokens",
+    [
+        (dict(num_classes=7), (2, 3, 32, 32), 64),
+        (dict(in_chans=1, img_size=28), (2, 1, 28, 28), 49),
+        (dict(img_size=16, timesteps=3, num_heads=4), (2, 3, 16, 16), 16),
+        (dict(img_size=8, in_chans=1, num_pools=1), (2, 1, 8, 8), 16),
+        (dict(img_size=8, num_pools=0), (2, 3, 8, 8), 64),
+    ],
+)
+def test_overrides(overrides, shape, tokens):
+    m = create_model("s2tdpt_tiny", **overrides)
+    assert m.config.num_tokens == tokens
+    out = m(torch.randn(shape))
+    assert out.shape == (2, overrides.get("num_classes", 10))
+    assert m.forward_features(torch.randn(shape)).shape[:3] == (m.config.timesteps, 2, tokens)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        dict(attn_kwargs={"impl": "dense"}),
+        dict(attn_kwargs={"learnable": True}),
+        dict(lif_charge="paper"),
+        dict(mlp_layernorm=True),
+    ],
+)
+def test_every_parameter_receives_a_gradient(overrides):
+    torch.manual_seed(0)
+    m = create_model("s2tdpt_tiny", depth=2, **overrides)
+    loss = torch.nn.functional.cross_entropy(m(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+
+
+def test_linear_and_dense_models_agree():
+    torch.manual_seed(0)
+    lin = create_model("s2tdpt_tiny", depth=2, attn_kwargs={"learnable": True}).double()
+    dense = create_model("s2tdpt_tiny", depth=2, attn_kwargs={"learnable": True, "impl": "dense"}).double()
+    dense.load_state_dict(lin.state_dict())
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
+    outs = []
+    for m in (lin, dense):
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        outs.append((loss.detach(), {n: p.grad for n, p in m.named_parameters()}))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-10)
+    for n in outs[0][1]:
+        torch.testing.assert_close(outs[0][1][n], outs[1][1][n], rtol=1e-8, atol=1e-10, msg=n)
+
+
+def test_eval_logits_do_not_depend_on_the_rest_of_the_batch():
+    torch.manual_seed(0)
+    m = create_model("s2tdpt_tiny", depth=2).double()
+    m.train()
+    for _ in range(3):  # move BN running statistics away from their init
+        m(torch.randn(8, 3, 32, 32, dtype=torch.float64))
+    m.eval()
+    x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        full = m(x)
+        alone = torch.cat([m(x[i : i + 1]) for i in range(6)])
+        others = m(torch.cat([x[:1], torch.randn(9, 3, 32, 32, dtype=torch.float64)]))[:1]
+    torch.testing.assert_close(alone, full, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(others, full[:1], rtol=1e-9, atol=1e-9)
+
+
+def test_state_is_reset_between_forwards():
+    torch.manual_seed(0)
+    m = create_model("s2tdpt_tiny").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        first = m(x)
+        m(torch.randn(2, 3, 32, 32) * 5)
+        assert torch.equal(m(x), first)
+
+
+def test_qkv_and_attention_neurons_emit_binary_spikes():
+    # At initialisation (BN-normalised inputs) the neurons fire at a few percent; the attention neuron, whose
+    # input s·A·V is small, at ~0.1–1 %. Wider models give it enough events to check both values occur.
+    torch.manual_seed(0)
+    m = create_model("s2tdpt_2_128")
+    seen = {}
+    attn = m.blocks[0].attn
+    for name in ("qkv_lif", "attn_lif", "in_lif"):
+        getattr(attn, name).register_forward_hook(lambda mod, i, o, name=name: seen.__setitem__(name, o))
+    m(torch.randn(4, 3, 32, 32))
+    for name, out in seen.items():
+        assert set(out.unique().tolist()) <= {0.0, 1.0}, name
+        assert 0 < out.mean() < 1, f"{name} fires never or always"
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    m = create_model("s2tdpt_tiny")
+    with pytest.raises(ValueError, match=r"expects images of shape \[B, 3, 32, 32\].*got \(2, 1, 32, 32\)"):
+        m(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 28, 28\)"):
+        m(torch.randn(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"got \(3, 32, 32\)"):
+        m(torch.randn(3, 32, 32))
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        create_model("nope")
+    with pytest.raises(ValueError, match=r"unknown model option\(s\) \['depht'\]"):
+        create_model("s2tdpt_tiny", depht=3)
+    with pytest.raises(ValueError, match="'num_heads'"):
+        create_model("s2tdpt_tiny", num_heads=3)
+    with pytest.raises(ValueError, match="'img_size'"):
+        create_model("s2tdpt_tiny", img_size=30)
+    with pytest.raises(ValueError, match="'attention'"):
+        create_model("s2tdpt_tiny", attention="magic")
+    with pytest.raises(ValueError, match=r"'attn_kwargs'.*\['tmax'\]"):
+        create_model("s2tdpt_tiny", attn_kwargs={"tmax": 3.0})
+    with pytest.raises(ValueError, match="'lif_charge'"):
+        create_model("s2tdpt_tiny", lif_charge="leaky")
+    with pytest.raises(ValueError, match="impl"):
+        create_model("s2tdpt_tiny", attn_kwargs={"impl": "sparse"})
+
+
+def test_config_round_trips_through_a_dict():
+    m = create_model("s2tdpt_tiny", num_classes=5, attn_kwargs={"impl": "dense"})
+    cfg = s2tdpt.S2TDPTConfig.from_dict(m.config.to_dict())
+    assert cfg == m.config
+    with pytest.raises(ValueError, match="unknown model config key"):
+        s2tdpt.S2TDPTConfig.from_dict({**m.config.to_dict(), "extra": 1})
+
+
+def test_layernorm_switch_adds_two_d_parameters_per_block():
+    base = _count(create_model("s2tdpt_tiny", depth=2))
+    assert _count(create_model("s2tdpt_tiny", depth=2, mlp_layernorm=True)) == base + 2 * 2 * 32
