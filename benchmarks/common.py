@@ -37,7 +37,16 @@ def machine(tuned_malloc: bool | None = None) -> str:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """Peak resident memory of this process image in MB.
+
+    Reads VmHWM from /proc (per address space). ``ru_maxrss`` is not used on Linux because it survives
+    fork + exec: a worker would report its launcher's size when that was larger.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_median(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[float, list[float]]:

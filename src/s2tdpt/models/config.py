@@ -107,6 +107,8 @@ MODEL_CONFIGS: dict[str, S2TDPTConfig] = {
     "s2tdpt_4_256": S2TDPTConfig(embed_dim=256, num_heads=8),
     "s2tdpt_2_256": S2TDPTConfig(embed_dim=256, depth=2, num_heads=8),
     "s2tdpt_2_128": S2TDPTConfig(embed_dim=128, depth=2, num_heads=4),
+    # The embedded quick start: scikit-learn's 8×8 grey digits, one pooling stage → 4×4 = 16 tokens of 2×2 pixels.
+    "s2tdpt_digits": S2TDPTConfig(img_size=8, in_chans=1, num_pools=1, embed_dim=128, depth=1, num_heads=4),
     # Tests and smoke runs: one narrow block, two timesteps.
     "s2tdpt_tiny": S2TDPTConfig(embed_dim=32, depth=1, num_heads=2, timesteps=2, mlp_ratio=2.0),
 }

@@ -13,6 +13,12 @@ in the reset term detached from autograd (the anchor's ``detach_reset=True``).
 A neuron iterates over dim 0 (time) only and starts every forward from ``V_reset``: state never crosses
 forward calls or samples. ``LIFNode.step`` offers a stateful single-step mode (reset with ``reset()``) for
 streaming use; ``forward`` over T steps equals T calls of ``step`` (tested).
+
+Two backends compute the same function. ``"torch"`` is the readable reference: a python loop of
+:func:`lif_step` under autograd, which keeps about a dozen small tensors per step for backward. ``"fused"``
+(default) is :class:`_FusedLIF`: the same forward arithmetic with fewer, in-place ops, saving only the membrane
+potentials ``H`` for a hand-written backward through time. Spikes are identical; gradients agree to float
+rounding (tested). The fused backend requires ``detach_reset=True`` (the default); otherwise the reference runs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .surrogate import spike
 
 Charge = Literal["decay_input", "paper"]
 CHARGES = ("decay_input", "paper")
+BACKENDS = ("fused", "torch")
 
 
 @dataclass(frozen=True)
@@ -53,15 +60,16 @@ class LIFParams:
 def lif_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
     """One time step: charge with input ``x`` from state ``v``, fire, reset. Returns ``(spike, next_state)``."""
     if p.charge == "decay_input":
-        h = v + (x - (v - p.v_reset)) / p.tau  # leaky integration of the input
+        # H = V + (X − (V − V_reset))/τ, written as (X + V_reset)/τ + (1 − 1/τ)·V (the fused path's float ops)
+        h = torch.add((x + p.v_reset) / p.tau, v, alpha=1.0 - 1.0 / p.tau)
     else:
-        h = v + x  # Eq. 7: U_t = H_{t-1} + X_t (the leak is applied after the reset, Eq. 9)
+        h = x + v  # Eq. 7: U_t = H_{t-1} + X_t (the leak is applied after the reset, Eq. 9)
     s = spike(h - p.v_threshold, p.surrogate_alpha)  # Eq. 8
     s_reset = s.detach() if p.detach_reset else s
     if p.charge == "decay_input":
         v_next = h * (1.0 - s_reset) + p.v_reset * s_reset  # hard reset
     else:
-        v_next = p.v_reset * s_reset + p.beta * h * (1.0 - s_reset)  # Eq. 9
+        v_next = p.beta * h * (1.0 - s_reset) + p.v_reset * s_reset  # Eq. 9
     return s, v_next
 
 
@@ -75,18 +83,73 @@ def lif_multistep(x_seq: torch.Tensor, p: LIFParams) -> torch.Tensor:
     return torch.stack(spikes)
 
 
+class _FusedLIF(torch.autograd.Function):
+    """Multi-step LIF with hard, detached reset; saves only ``H`` ([T, ...]) for backward.
+
+    The same float operations as :func:`lif_step`, in fewer passes: the input term of every step at once, one
+    ``add`` per step for the charge, the surrogate of every step at once in backward. Backward through time
+    (S_t detached in the reset, σ' the surrogate derivative, {decay_input, paper} charge):
+        dL/dH_t     = dL/dS_t · σ'(H_t − V_th) + dL/dV_t · (1 − S_t) · {1, β}
+        dL/dX_t     = dL/dH_t · {1/τ, 1}
+        dL/dV_{t−1} = dL/dH_t · {1 − 1/τ, 1}
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq: torch.Tensor, p: LIFParams) -> torch.Tensor:
+        decay_input = p.charge == "decay_input"
+        drive = (x_seq + p.v_reset) / p.tau if decay_input else x_seq  # [T, ...] input term of every step
+        h_seq = torch.empty_like(x_seq)
+        v = torch.full_like(x_seq[0], p.v_reset)
+        for t in range(x_seq.shape[0]):
+            h = h_seq[t]
+            if decay_input:
+                torch.add(drive[t], v, alpha=1.0 - 1.0 / p.tau, out=h)
+                v = h.masked_fill(h >= p.v_threshold, p.v_reset)
+            else:
+                torch.add(drive[t], v, out=h)
+                v = (p.beta * h).masked_fill_(h >= p.v_threshold, p.v_reset)
+        ctx.p = p
+        ctx.save_for_backward(h_seq)
+        return (h_seq >= p.v_threshold).to(x_seq.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_s: torch.Tensor):
+        (h_seq,) = ctx.saved_tensors
+        p = ctx.p
+        sg = torch.sigmoid((h_seq - p.v_threshold) * p.surrogate_alpha)
+        grad_h = torch.ops.aten.sigmoid_backward(grad_s, sg).mul_(p.surrogate_alpha)  # spike path, all steps
+        fired = h_seq >= p.v_threshold
+        decay_input = p.charge == "decay_input"
+        grad_v = None
+        for t in reversed(range(h_seq.shape[0])):
+            g = grad_h[t]
+            if grad_v is not None:  # reset path from step t + 1
+                through_reset = grad_v.masked_fill_(fired[t], 0.0)
+                g.add_(through_reset if decay_input else through_reset.mul_(p.beta))
+            grad_v = g * (1.0 - 1.0 / p.tau) if decay_input else g.clone()
+        return (grad_h.div_(p.tau) if decay_input else grad_h), None
+
+
 class LIFNode(nn.Module):
     """Multi-step LIF layer on time-first tensors ``[T, ...]`` → binary spikes of the same shape and dtype."""
 
-    def __init__(self, **params) -> None:
+    def __init__(self, backend: str = "fused", **params) -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"LIF backend must be one of {BACKENDS}, got {backend!r}")
         self.p = LIFParams(**params)
+        self.backend = backend
         self.v: torch.Tensor | None = None  # state of the single-step mode only
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.dim() < 2:
             raise ValueError(f"LIFNode expects a time-first tensor [T, ...] with >= 2 dims, got {tuple(x_seq.shape)}")
-        return lif_multistep(x_seq, self.p)
+        # The membrane integrates in float32 even under bf16/fp16 autocast; spikes return in the input dtype.
+        x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
+        if self.backend == "fused" and self.p.detach_reset:
+            return _FusedLIF.apply(x32, self.p).to(x_seq.dtype)
+        return lif_multistep(x32, self.p).to(x_seq.dtype)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """Single-step mode: advance the stored state by one time step."""
@@ -100,7 +163,10 @@ class LIFNode(nn.Module):
 
     def extra_repr(self) -> str:
         p = self.p
-        return f"charge={p.charge}, tau={p.tau}, beta={p.beta}, v_threshold={p.v_threshold}, alpha={p.surrogate_alpha}"
+        return (
+            f"charge={p.charge}, tau={p.tau}, beta={p.beta}, v_threshold={p.v_threshold}, "
+            f"alpha={p.surrogate_alpha}, backend={self.backend}"
+        )
 
 
 def reset_states(module: nn.Module) -> None:

@@ -1,0 +1,1 @@
+"""Analysis tools: observers and figures; they never modify the model."""

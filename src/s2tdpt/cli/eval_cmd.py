@@ -1,0 +1,100 @@
+"""``s2tdpt eval CHECKPOINT``: rebuild the model from the checkpoint alone and evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from ..data.datasets import DATASETS, build_datasets
+from ..data.loaders import build_test_loader, limit
+from ..data.transforms import build_transform
+from ..engine.checkpoint import load_checkpoint
+from ..engine.distributed import resolve_device
+from ..engine.evaluate import evaluate
+from ..models import S2TDPT, S2TDPTConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix",
+        description="Evaluate a checkpoint on the test split of a dataset (default: the one it was trained on). "
+        "Writes eval.json, per_class.csv, confusion_matrix.csv and confusion_matrix.png to --out.",
+    )
+    p.add_argument("checkpoint", help="a .pt file written by s2tdpt train (best.pt or last.pt)")
+    p.add_argument("--dataset", choices=DATASETS, help="dataset to evaluate on (default: the training dataset)")
+    p.add_argument("--data-dir", help="dataset folder (default: the training run's)")
+    p.add_argument("--limit-test", type=int, help="N evenly spaced test images only (default: as in training)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the training run's)")
+    p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ... (default: auto)")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (default: the training run's)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading workers (default: 0)")
+    p.add_argument("--out", help="output folder (default: <checkpoint folder>/eval-<dataset>)")
+    p.add_argument("--no-download", dest="download", action="store_false", help="never try to download data")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    tcfg, dinfo = ckpt.get("train_config", {}), ckpt.get("dataset", {})
+    model_cfg = S2TDPTConfig.from_dict(ckpt["model_config"])
+    model = S2TDPT(model_cfg)
+    model.load_state_dict(ckpt["model"])
+    device = resolve_device(args.device)
+    model.to(device)
+
+    name = args.dataset or tcfg.get("dataset")
+    same = name == tcfg.get("dataset")
+    data_dir = args.data_dir if args.data_dir is not None else (tcfg.get("data_dir") if same else None)
+    _, test_ds, info = build_datasets(name, data_dir, args.download and tcfg.get("download", True))
+    if info.num_classes != model_cfg.num_classes or info.in_chans != model_cfg.in_chans:
+        raise ValueError(
+            f"the checkpoint's model takes {model_cfg.in_chans}-channel images and predicts {model_cfg.num_classes} "
+            f"classes, but {info.name} has {info.in_chans} channel(s) and {info.num_classes} classes"
+        )
+    mean, std = dinfo.get("mean") or tcfg.get("mean"), dinfo.get("std") or tcfg.get("std")
+    test_ds.transform = build_transform(
+        train=False, img_size=model_cfg.img_size, native_size=info.img_size, mean=mean, std=std
+    )
+    n_test = args.limit_test if args.limit_test is not None else (tcfg.get("limit_test") if same else None)
+    test_ds = limit(test_ds, n_test)
+    batch_size = args.batch_size or tcfg.get("batch_size", 64)
+    amp = args.amp or tcfg.get("amp", "none")
+    res = evaluate(model, build_test_loader(test_ds, batch_size, args.workers), device, model_cfg.num_classes, amp)
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{info.name.replace(':', '-')}"
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(info.class_names)
+    per_class = res.per_class.tolist()
+    summary = dict(
+        checkpoint=str(args.checkpoint),
+        dataset=info.name,
+        images=res.count,
+        top1=res.top1,
+        top5=res.top5,
+        loss=res.loss,
+        per_class_top1=dict(zip(classes, per_class, strict=True)),
+    )
+    (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open(out / "per_class.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "images", "top1"])
+        for c, n, acc in zip(classes, res.confusion.sum(1).tolist(), per_class, strict=True):
+            w.writerow([c, n, f"{acc:.3f}"])
+    with open(out / "confusion_matrix.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["true \\ predicted", *classes])
+        for c, row in zip(classes, res.confusion.tolist(), strict=True):
+            w.writerow([c, *row])
+    from ..analysis.plots import plot_confusion_matrix
+
+    plot_confusion_matrix(res.confusion.numpy(), classes, out / "confusion_matrix.png", f"{info.name}: {res.top1:.2f}%")
+
+    print(f"{info.name} test ({res.count} images): top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%  loss {res.loss:.4f}")
+    width = max(len(c) for c in classes)
+    for c, acc in zip(classes, per_class, strict=True):
+        print(f"  {c:<{width}}  {acc:6.2f}%")
+    print(f"wrote {out}/eval.json, per_class.csv, confusion_matrix.csv, confusion_matrix.png")
+    return 0

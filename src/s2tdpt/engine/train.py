@@ -1,0 +1,281 @@
+"""Training: ``train → train_one_epoch → evaluate``, the same code under ``python`` and ``torchrun``."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from .. import __version__
+from ..data.loaders import DataBundle, build_loaders
+from ..models import S2TDPT, S2TDPTConfig, resolve_config
+from .checkpoint import FORMAT, load_checkpoint, rng_state, set_rng_state
+from .config import TrainConfig
+from .distributed import DistContext, all_reduce_sum, broadcast_buffers, cleanup, init_distributed
+from .evaluate import autocast, evaluate, resolve_amp
+from .run import RunDir, default_out, setup_logging
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without overwriting its last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    final_test_top1: float
+    best_test_top1: float
+    best_epoch: int
+    epochs: int
+    params: int
+    run_dir: Path
+    model: S2TDPT
+    summary: dict[str, Any]
+    is_main: bool = True  # rank 0 (or a single process)
+
+
+def seed_everything(*key: int) -> None:
+    """Seed python, numpy and torch from a tuple such as (seed, epoch, rank): reproducible, independent streams."""
+    s = int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
+    """The named model with the dataset's classes / channels / size and the config's overrides."""
+    overrides = dict(cfg.model_kwargs)
+    derived = dict(num_classes=data.info.num_classes, in_chans=data.info.in_chans, img_size=data.img_size)
+    for key, value in derived.items():
+        if key in overrides and overrides[key] != value:
+            raise ValueError(f"model_kwargs sets {key}={overrides[key]} but dataset {data.info.name} needs {value}")
+        overrides[key] = value
+    if cfg.attention:
+        overrides["attention"] = cfg.attention
+    if cfg.timesteps:
+        overrides["timesteps"] = cfg.timesteps
+    return resolve_config(cfg.model, **overrides)
+
+
+def train(cfg: TrainConfig, resume: str | Path | None = None) -> TrainResult:
+    """Train (or, with ``resume=RUN_DIR``, continue) a run; returns its summary and the trained model."""
+    ctx = init_distributed(cfg.device)
+    try:
+        return _train(cfg, resume, ctx)
+    finally:
+        cleanup(ctx)
+
+
+def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> TrainResult:
+    device = ctx.device
+    run_path = Path(resume) if resume else Path(cfg.out) if cfg.out else default_out(cfg)
+    cfg = cfg.replace(out=str(run_path), amp=resolve_amp(cfg.amp, device))
+    ckpt = load_checkpoint(run_path / "last.pt") if resume else None
+    if not resume:
+        RunDir.check_new(run_path)
+
+    # --- data, model, optimisation (the run folder is created once they were built without error)
+    seed_everything(cfg.seed, 0)  # identical initialisation on every rank
+    data = build_loaders(cfg, ctx.rank, ctx.world_size)
+    cfg = cfg.replace(mean=list(data.mean), std=list(data.std))  # record the normalisation actually used
+    model_cfg = model_config_for(cfg, data)
+    model = S2TDPT(model_cfg).to(device)
+    run = RunDir(None)
+    if ctx.is_main:
+        run = RunDir(run_path) if resume else RunDir.create(run_path)
+    log = setup_logging(run, ctx.is_main)
+    run.save_config(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    net = model
+    if ctx.enabled:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    optimizer = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(data.train_loader)
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=(cfg.epochs - cfg.cooldown_epochs) * steps_per_epoch,
+        lr_min=cfg.min_lr,
+        warmup_t=round(cfg.warmup_epochs * steps_per_epoch),
+        warmup_lr_init=cfg.warmup_lr,
+        t_in_epochs=False,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    mixup = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mixup = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            label_smoothing=cfg.smoothing,
+            num_classes=model_cfg.num_classes,
+        )
+    if mixup:
+        criterion: nn.Module = SoftTargetCrossEntropy()
+    elif cfg.smoothing > 0:
+        criterion = LabelSmoothingCrossEntropy(cfg.smoothing)
+    else:
+        criterion = nn.CrossEntropyLoss()
+
+    start_epoch, best_top1, best_epoch = 0, -1.0, -1
+    if ckpt:
+        if ckpt["model_config"] != model_cfg.to_dict():
+            raise ValueError(f"the checkpoint in {run_path} was trained with a different model config")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        start_epoch, best_top1, best_epoch = ckpt["epoch"], ckpt["best_top1"], ckpt["best_epoch"]
+        run.truncate_metrics(start_epoch)
+        log.info(f"resuming {run_path} after epoch {start_epoch}/{cfg.epochs}")
+    log.info(
+        f"{model_cfg.attention} · {cfg.model} · {params:,} params · {data.info.name} "
+        f"({len(data.train_loader.dataset)} train / {len(data.test_loader.dataset) * ctx.world_size} test) · "
+        f"{device} × {ctx.world_size} · amp {cfg.amp} · run folder {run_path}"
+    )
+
+    # --- epochs
+    test = None
+    for epoch in range(start_epoch, cfg.epochs):
+        seed_everything(cfg.seed, 1, epoch, ctx.rank)  # data order, augmentation and mixup depend on (seed, epoch)
+        data.train_sampler.set_epoch(epoch)
+        if mixup and cfg.mixup_off_epoch is not None and epoch >= cfg.mixup_off_epoch:
+            mixup.mixup_enabled = False
+        t0 = time.perf_counter()
+        stats = train_one_epoch(net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx)
+        train_s = time.perf_counter() - t0
+        broadcast_buffers(model, ctx)
+        test = evaluate(model, data.test_loader, device, model_cfg.num_classes, cfg.amp, ctx)
+        is_best = test.top1 > best_top1
+        if is_best:
+            best_top1, best_epoch = test.top1, epoch
+        row = dict(
+            epoch=epoch,
+            lr=stats["lr"],
+            train_loss=round(stats["loss"], 5),
+            train_top1=round(stats["top1"], 3),
+            test_loss=round(test.loss, 5),
+            test_top1=round(test.top1, 3),
+            test_top5=round(test.top5, 3),
+            epoch_s=round(time.perf_counter() - t0, 2),
+            images_per_s=round(stats["images"] / train_s, 1),
+        )
+        log.info(
+            f"epoch {epoch + 1}/{cfg.epochs}  lr {row['lr']:.2e}  train loss {row['train_loss']:.4f} "
+            f"top-1 {row['train_top1']:.2f}%  |  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%  "
+            f"|  {row['epoch_s']:.1f} s, {row['images_per_s']:.0f} img/s"
+        )
+        run.append_metrics(row)
+        state = dict(
+            format=FORMAT,
+            version=__version__,
+            model_config=model_cfg.to_dict(),
+            train_config=cfg.to_dict(),
+            dataset=dict(
+                name=data.info.name,
+                class_names=list(data.info.class_names),
+                num_classes=data.info.num_classes,
+                img_size=data.img_size,
+                mean=list(data.mean),
+                std=list(data.std),
+            ),
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            scaler=scaler.state_dict(),
+            epoch=epoch + 1,
+            best_top1=best_top1,
+            best_epoch=best_epoch,
+            test_top1=test.top1,
+            rng=rng_state(),
+        )
+        run.save_checkpoint(state, is_best)
+
+    final_top1 = test.top1 if test is not None else float("nan")
+    summary = dict(
+        final_test_top1=final_top1,
+        final_test_top5=test.top5 if test is not None else float("nan"),
+        best_test_top1=best_top1,
+        best_epoch=best_epoch,
+        epochs=cfg.epochs,
+        params=params,
+        model=cfg.model,
+        attention=model_cfg.attention,
+        dataset=data.info.name,
+        world_size=ctx.world_size,
+    )
+    run.save_final(summary)
+    return TrainResult(final_top1, best_top1, best_epoch, cfg.epochs, params, run_path, model, summary, ctx.is_main)
+
+
+def train_one_epoch(
+    net: nn.Module,
+    loader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: CosineLRScheduler,
+    scaler: torch.amp.GradScaler,
+    criterion: nn.Module,
+    mixup: Mixup | None,
+    epoch: int,
+    cfg: TrainConfig,
+    ctx: DistContext,
+) -> dict[str, float]:
+    net.train()
+    device = ctx.device
+    steps = len(loader)
+    totals = torch.zeros(3, dtype=torch.float64)  # loss·n, top-1 hits, n
+    show = ctx.is_main and sys.stderr.isatty()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not show)
+    for i, (images, labels) in enumerate(bar):
+        scheduler.step_update(epoch * steps + i)  # learning rate of this step
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        targets = labels
+        if mixup:
+            images, targets = mixup(images, labels)
+        with autocast(device, cfg.amp):
+            logits = net(images)
+        loss = criterion(logits.float(), targets)
+
+        # every rank must take the same decision, so check the all-reduced loss
+        loss_value = all_reduce_sum(loss.detach().reshape(1).clone(), ctx).item() / ctx.world_size
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"the training loss became {loss_value} at epoch {epoch + 1}, step {i + 1}. The run stopped; its "
+                f"last good checkpoint ({Path(cfg.out) / 'last.pt'}, end of epoch {epoch}) is untouched. Lower --lr, "
+                f"set --clip-grad, or switch --amp off, then start again or --resume from that checkpoint."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.clip_grad:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
+
+        n = labels.numel()
+        totals += torch.tensor([loss_value * n, (logits.argmax(1) == labels).sum().item(), n], dtype=torch.float64)
+        if show:
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    all_reduce_sum(totals, ctx)
+    return dict(
+        loss=totals[0].item() / totals[2].item(),
+        top1=100.0 * totals[1].item() / totals[2].item(),
+        images=totals[2].item(),
+        lr=optimizer.param_groups[0]["lr"],
+    )
+
+
+logging.getLogger("s2tdpt").addHandler(logging.NullHandler())
