@@ -1,6 +1,6 @@
 """One registry for every token mixer ("attention"); all share one constructor and one tensor contract.
 
-Contract: ``mixer = create_attention(name, dim, num_heads, neuron=factory, **options)`` and
+Contract: ``mixer = create_attention(name, dim, num_heads, neuron=factory, grid=(H', W'), **options)`` and
 ``mixer(u)`` maps the block's real-valued membrane stream ``[T, B, N, D]`` to the sub-block output ``[T, B, N, D]``
 that is added back as a membrane-potential residual. The encoder block never asks which mechanism it holds.
 """
@@ -38,7 +38,7 @@ def attention_options(name: str) -> list[str]:
     """The keyword options a mechanism accepts beyond ``dim``, ``num_heads`` and ``neuron``."""
     cls = get_attention_class(name)
     sig = inspect.signature(cls.__init__)
-    return [p for p in sig.parameters if p not in ("self", "dim", "num_heads", "neuron")]
+    return [p for p in sig.parameters if p not in ("self", "dim", "num_heads", "neuron", "grid")]
 
 
 def get_attention_class(name: str) -> type[nn.Module]:
@@ -48,8 +48,11 @@ def get_attention_class(name: str) -> type[nn.Module]:
     return _ATTENTIONS[name]
 
 
-def create_attention(name: str, dim: int, num_heads: int, *, neuron: NeuronFactory, **options) -> nn.Module:
-    """Build a registered token mixer; unknown names or options raise ``ValueError`` listing the valid ones."""
+def create_attention(
+    name: str, dim: int, num_heads: int, *, neuron: NeuronFactory, grid: tuple[int, int], **options
+) -> nn.Module:
+    """Build a registered token mixer for a ``grid`` of tokens (N = H'·W'); unknown names or options raise
+    ``ValueError`` listing the valid ones."""
     cls = get_attention_class(name)
     valid = attention_options(name)
     unknown = sorted(set(options) - set(valid))
@@ -57,9 +60,9 @@ def create_attention(name: str, dim: int, num_heads: int, *, neuron: NeuronFacto
         raise ValueError(f"attention {name!r} does not accept option(s) {unknown}; valid options: {valid}")
     if dim % num_heads:
         raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
-    return cls(dim, num_heads, neuron=neuron, **options)
+    return cls(dim, num_heads, neuron=neuron, grid=grid, **options)
 
 
 def _load_builtins() -> None:
     # Importing the mechanism modules runs their @register_attention decorators.
-    from . import stdp  # noqa: F401
+    from . import a2os2a, controls, lrf, qk, sdsa, softmax, ssa, stdp  # noqa: F401

@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from ..layers.norm import TokenBatchNorm
+from .base import ProjectedAttention
 from .registry import NeuronFactory, register_attention
 
 T_MAX = 4.0
@@ -314,13 +314,14 @@ class _STDPParams(nn.Module):
 
 
 @register_attention("stdp")
-class STDPAttention(nn.Module):
+class STDPAttention(ProjectedAttention):
     """S²TDPSA sub-block (Eq. 14–24): ``U → BN(W_O·SN_{0.5}(s·A_t·V_S) + b_O)``, ``[T, B, N, D] → [T, B, N, D]``.
 
-    ``S̃ = SN(U)``; ``Q_S, K_S, V_S = SN(BN(W_{Q,K,V} S̃))`` (one fused bias-free linear, per-channel BN and LIF,
-    exactly equivalent to three); STDP attention per head; scale, attention LIF (threshold 0.5); output linear
-    with bias and BN. ``impl="linear"`` (default) or ``"dense"`` selects the attention path.
+    ``S̃ = SN(U)``; ``Q_S, K_S, V_S = SN(BN(W_{Q,K,V} S̃))``; STDP attention per head; scale, attention LIF
+    (threshold 0.5); output linear with bias and BN. ``impl="linear"`` (default) or ``"dense"`` selects the path.
     """
+
+    needs_spikes = True  # spike counts of Q and K
 
     def __init__(
         self,
@@ -328,6 +329,7 @@ class STDPAttention(nn.Module):
         num_heads: int,
         *,
         neuron: NeuronFactory,
+        grid: tuple[int, int],
         impl: str = "linear",
         scale: float = SCALE,
         attn_v_threshold: float = 0.5,
@@ -337,27 +339,14 @@ class STDPAttention(nn.Module):
         w_offset: float = W_OFFSET,
         learnable: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
         if impl not in ("linear", "dense"):
             raise ValueError(f"STDP attention impl must be 'linear' or 'dense', got {impl!r}")
-        self.dim, self.num_heads, self.impl, self.scale = dim, num_heads, impl, scale
-        self.in_lif = neuron()
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.qkv_bn = TokenBatchNorm(3 * dim)
-        self.qkv_lif = neuron()
+        self.impl, self.scale = impl, scale
         self.stdp = _STDPParams(num_heads, t_max, a_stdp, tau_stdp, w_offset, learnable)
         self.attn_lif = neuron(v_threshold=attn_v_threshold)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_bn = TokenBatchNorm(dim)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        t, b, n, d = u.shape
-        s = self.in_lif(u)  # S̃ = SN(U), binary
-        qkv = self.qkv_lif(self.qkv_bn(self.qkv(s)))  # [T, B, N, 3D], binary
-        # [T, B, N, 3, H, D_H] -> 3 × [T, B, H, N, D_H] (views, no copy)
-        q, k, v = qkv.view(t, b, n, 3, self.num_heads, d // self.num_heads).permute(3, 0, 1, 4, 2, 5)
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         fn = stdp_attention if self.impl == "linear" else stdp_attention_dense
-        y = fn(q, k, v, validate=False, **self.stdp())  # [T, B, H, N, D_H]; q, k are LIF spikes by construction
-        y = y.transpose(2, 3).reshape(t, b, n, d)  # [T, B, N, D]
-        y = self.attn_lif(y * self.scale)  # SN_{0.5}(s·A·V)
-        return self.proj_bn(self.proj(y))
+        y = fn(q, k, v, validate=False, **self.stdp())  # q, k are LIF spikes by construction
+        return self.attn_lif(y * self.scale)  # SN_{0.5}(s·A·V)

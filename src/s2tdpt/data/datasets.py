@@ -205,9 +205,7 @@ def build_imagefolder(root: str | None, download: bool):
     return train, test, info
 
 
-def build_datasets(
-    name: str, root: str | None = None, download: bool = True
-) -> tuple[Dataset, Dataset, DatasetInfo]:
+def build_datasets(name: str, root: str | None = None, download: bool = True) -> tuple[Dataset, Dataset, DatasetInfo]:
     """Untransformed ``(train, test, info)`` of a dataset in :data:`DATASETS`."""
     if name == "digits":
         return build_digits(root, download)
@@ -230,8 +228,7 @@ def default_normalization(name: str, dataset: Dataset | None = None, max_images:
     pixels = np.stack([np.asarray(dataset[int(i)][0], dtype=np.float64) / 255.0 for i in idx])
     axes = tuple(range(pixels.ndim - 1)) if pixels.ndim == 4 else None
     mean, std = pixels.mean(axis=axes), pixels.std(axis=axes)
-    as_tuple = (lambda a: tuple(round(float(x), 4) for x in np.atleast_1d(a)))
-    return as_tuple(mean), as_tuple(std)
+    return tuple(round(float(x), 4) for x in np.atleast_1d(mean)), tuple(round(float(x), 4) for x in np.atleast_1d(std))
 
 
 __all__ = [

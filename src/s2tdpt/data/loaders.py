@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from .datasets import DatasetInfo, build_datasets, default_normalization
+from .transforms import build_transform
 
 MATERIALISE_BYTES = 2 * 2**30  # transform a split once and keep it in memory when it is at most this large
-from .transforms import build_transform
 
 
 @dataclass

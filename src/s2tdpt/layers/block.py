@@ -25,12 +25,13 @@ class EncoderBlock(nn.Module):
         num_heads: int,
         mlp_ratio: float,
         neuron: NeuronFactory,
+        grid: tuple[int, int],
         attention: str = "stdp",
         attn_kwargs: Mapping[str, Any] | None = None,
         mlp_layernorm: bool = False,
     ) -> None:
         super().__init__()
-        self.attn = create_attention(attention, dim, num_heads, neuron=neuron, **dict(attn_kwargs or {}))
+        self.attn = create_attention(attention, dim, num_heads, neuron=neuron, grid=grid, **dict(attn_kwargs or {}))
         self.norm = nn.LayerNorm(dim) if mlp_layernorm else nn.Identity()
         self.mlp = SpikingMLP(dim, int(dim * mlp_ratio), neuron)
 

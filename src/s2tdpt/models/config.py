@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..attention.registry import attention_options, list_attentions
-from ..snn.neuron import CHARGES
+from ..attention.registry import attention_options, get_attention_class, list_attentions
+from ..snn.neuron import BACKENDS, CHARGES, NEURON_MODES
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class S2TDPTConfig:
         attention: a registered token mixer (``s2tdpt.list_attentions()``).
         attn_kwargs: options of that mixer, e.g. ``{"impl": "dense"}`` or ``{"learnable": True}`` for STDP.
         mlp_layernorm: apply the LayerNorm the paper's text mentions before the MLP (off: published count).
+        neuron: ``"lif"`` (spiking, default) or ``"relu"`` (the ANN baseline: ReLU in place of every LIF).
+        lif_backend: ``"fused"`` (default) or ``"torch"`` (the readable reference loop); same results.
         lif_charge: ``"decay_input"`` (anchor, default) or ``"paper"`` (Eq. 7–9).
         lif_tau: τ of the decay_input charge.
         lif_beta: β of the paper charge.
@@ -47,6 +49,8 @@ class S2TDPTConfig:
     attention: str = "stdp"
     attn_kwargs: Mapping[str, Any] = field(default_factory=dict)
     mlp_layernorm: bool = False
+    neuron: str = "lif"
+    lif_backend: str = "fused"
     lif_charge: str = "decay_input"
     lif_tau: float = 2.0
     lif_beta: float = 0.5
@@ -75,6 +79,15 @@ class S2TDPTConfig:
             raise ValueError(f"config field 'lif_charge' must be one of {CHARGES}, got {self.lif_charge!r}")
         if self.attention not in list_attentions():
             raise ValueError(f"config field 'attention' must be one of {list_attentions()}, got {self.attention!r}")
+        if self.neuron not in NEURON_MODES:
+            raise ValueError(f"config field 'neuron' must be one of {NEURON_MODES}, got {self.neuron!r}")
+        if self.lif_backend not in BACKENDS:
+            raise ValueError(f"config field 'lif_backend' must be one of {BACKENDS}, got {self.lif_backend!r}")
+        if self.neuron != "lif" and get_attention_class(self.attention).needs_spikes:
+            raise ValueError(
+                f"config field 'attention': {self.attention!r} works on spikes only and cannot run with "
+                f"neuron={self.neuron!r}; use neuron='lif' or an attention such as 'softmax'"
+            )
         unknown = sorted(set(self.attn_kwargs) - set(attention_options(self.attention)))
         if unknown:
             raise ValueError(
@@ -109,6 +122,9 @@ MODEL_CONFIGS: dict[str, S2TDPTConfig] = {
     "s2tdpt_2_128": S2TDPTConfig(embed_dim=128, depth=2, num_heads=4),
     # The embedded quick start: scikit-learn's 8×8 grey digits, one pooling stage → 4×4 = 16 tokens of 2×2 pixels.
     "s2tdpt_digits": S2TDPTConfig(img_size=8, in_chans=1, num_pools=1, embed_dim=128, depth=1, num_heads=4),
+    # The ANN baseline ("Transformer-4-384" of the paper's Tables 2–3): the same backbone with ReLU in place of every
+    # LIF, T = 1, softmax attention; 9,320,122 parameters, 0.934 G multiply-accumulates per 32×32 image.
+    "ann_4_384": S2TDPTConfig(neuron="relu", attention="softmax", timesteps=1),
     # Tests and smoke runs: one narrow block, two timesteps.
     "s2tdpt_tiny": S2TDPTConfig(embed_dim=32, depth=1, num_heads=2, timesteps=2, mlp_ratio=2.0),
 }

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 from torch import nn
 
 from ..layers.block import EncoderBlock
 from ..layers.sps import SpikingPatchSplitting
-from ..snn.neuron import LIFNode, reset_states
+from ..snn.neuron import LIFParams, NeuronSpec, reset_states
 from .config import S2TDPTConfig
 
 
@@ -23,17 +21,30 @@ class S2TDPT(nn.Module):
     def __init__(self, config: S2TDPTConfig) -> None:
         super().__init__()
         self.config = c = config
-        neuron = partial(
-            LIFNode,
-            tau=c.lif_tau,
-            v_threshold=c.v_threshold,
-            charge=c.lif_charge,
-            beta=c.lif_beta,
-            surrogate_alpha=c.surrogate_alpha,
+        neuron = NeuronSpec(
+            mode=c.neuron,
+            backend=c.lif_backend,
+            params=LIFParams(
+                tau=c.lif_tau,
+                v_threshold=c.v_threshold,
+                charge=c.lif_charge,
+                beta=c.lif_beta,
+                surrogate_alpha=c.surrogate_alpha,
+            ),
         )
+        side = c.img_size // 2**c.num_pools
         self.patch_embed = SpikingPatchSplitting(c.in_chans, c.embed_dim, c.timesteps, neuron, c.num_pools)
         self.blocks = nn.ModuleList(
-            EncoderBlock(c.embed_dim, c.num_heads, c.mlp_ratio, neuron, c.attention, c.attn_kwargs, c.mlp_layernorm)
+            EncoderBlock(
+                c.embed_dim,
+                c.num_heads,
+                c.mlp_ratio,
+                neuron,
+                (side, side),
+                c.attention,
+                c.attn_kwargs,
+                c.mlp_layernorm,
+            )
             for _ in range(c.depth)
         )
         self.head = nn.Linear(c.embed_dim, c.num_classes)
@@ -64,6 +75,14 @@ class S2TDPT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names to exclude from weight decay beyond norms and biases (read by timm's optimizer factory)."""
+        names = set()
+        for prefix, module in self.named_modules():
+            if module is not self and hasattr(module, "no_weight_decay"):
+                names |= {f"{prefix}.{n}" for n in module.no_weight_decay()}
+        return names
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -23,6 +23,7 @@ rounding (tested). The fused backend requires ``detach_reset=True`` (the default
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -167,6 +168,63 @@ class LIFNode(nn.Module):
             f"charge={p.charge}, tau={p.tau}, beta={p.beta}, v_threshold={p.v_threshold}, "
             f"alpha={p.surrogate_alpha}, backend={self.backend}"
         )
+
+
+class TernaryLIFNode(nn.Module):
+    """Multi-step ternary LIF (the A²OS²A value neuron): emits +1 where ``H ≥ V_th``, −1 where ``H ≤ −V_th``, else 0.
+
+    Charge as :class:`LIFNode`; hard reset to ``V_reset`` after either spike (detached); the surrogate gradient is
+    the sum of the sigmoid surrogates of both thresholds. Reference python loop only.
+    """
+
+    def __init__(self, **params) -> None:
+        super().__init__()
+        self.p = LIFParams(**params)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
+        v = torch.full_like(x32[0], p.v_reset)
+        out = []
+        for x in x32:
+            h = torch.add((x + p.v_reset) / p.tau, v, alpha=1.0 - 1.0 / p.tau) if p.charge == "decay_input" else x + v
+            s = spike(h - p.v_threshold, p.surrogate_alpha) - spike(-h - p.v_threshold, p.surrogate_alpha)
+            fired = s.detach().abs()
+            v = h * (1.0 - fired) + p.v_reset * fired
+            if p.charge == "paper":
+                v = v * torch.where(fired > 0, 1.0, p.beta)  # Eq. 9: the leak applies to silent neurons
+            out.append(s)
+        return torch.stack(out).to(x_seq.dtype)
+
+
+NEURON_MODES = ("lif", "relu")
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """Builds the neurons of a model: ``spec()``, ``spec(v_threshold=0.5)``, ``spec(ternary=True)``.
+
+    ``mode="lif"`` gives :class:`LIFNode` (or :class:`TernaryLIFNode`); ``mode="relu"`` gives ``nn.ReLU`` —
+    the ANN baseline, same backbone with real-valued activations.
+    """
+
+    mode: str = "lif"
+    backend: str = "fused"
+    params: LIFParams = LIFParams()
+
+    def __post_init__(self) -> None:
+        if self.mode not in NEURON_MODES:
+            raise ValueError(f"neuron mode must be one of {NEURON_MODES}, got {self.mode!r}")
+
+    def __call__(self, v_threshold: float | None = None, ternary: bool = False) -> nn.Module:
+        if self.mode == "relu":
+            if ternary:
+                raise ValueError("a ternary spiking neuron has no ANN counterpart; use a spiking backbone")
+            return nn.ReLU()
+        params = dataclasses.asdict(self.params)
+        if v_threshold is not None:
+            params["v_threshold"] = v_threshold
+        return TernaryLIFNode(**params) if ternary else LIFNode(backend=self.backend, **params)
 
 
 def reset_states(module: nn.Module) -> None:

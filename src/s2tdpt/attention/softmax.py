@@ -1,0 +1,30 @@
+"""Softmax attention — Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv 1706.03762.
+
+``softmax(Q Kᵀ / √D_H) V`` on real-valued Q, K, V (BN outputs, no neurons on the projections). It is the
+attention of the ANN baseline ``ann_4_384`` ("Transformer-4-384" of the S²TDPT paper's Tables 2–3: the same
+backbone with ReLU in place of every LIF and T = 1). In a spiking backbone it still reads the spikes of the
+block's input neuron, but its Q, K, V and output are real-valued: not spike-driven.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import ProjectedAttention
+from .registry import NeuronFactory, register_attention
+
+
+@register_attention("softmax")
+class SoftmaxAttention(ProjectedAttention):
+    def __init__(self, dim: int, num_heads: int, *, neuron: NeuronFactory, grid: tuple[int, int]) -> None:
+        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+        self.qkv_lif = nn.Identity()  # real-valued Q, K, V
+
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # 4-D [T·B, H, N, D_H] lets PyTorch pick its fused (flash) kernel; with 5-D inputs it falls back to the
+        # math path, which materialises the N × N matrix (13 GB at N = 4,096 in benchmarks/attention_zoo.py).
+        t, b = q.shape[:2]
+        y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1))  # softmax(QKᵀ/√D_H)V
+        return y.unflatten(0, (t, b))

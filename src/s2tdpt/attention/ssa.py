@@ -1,0 +1,49 @@
+"""Spiking Self-Attention (SSA) — Zhou et al., "Spikformer: When Spiking Neural Network Meets Transformer",
+ICLR 2023, arXiv 2209.15425; used unchanged by Spikingformer (Zhou et al., arXiv 2304.11954).
+
+Per head, with binary Q, K, V: ``SN_{0.5}(s · Q Kᵀ V)``, s = 0.125, no softmax. Without softmax the product is
+associative: ``order="kv_first"`` (default) evaluates ``Q (Kᵀ V)`` in O(N·D_H²) time and O(D_H²) extra memory;
+``"qk_first"`` builds the N × N map ``Q Kᵀ`` as the papers write it. On binary inputs both are exact integer
+arithmetic in float32 (sums far below 2²⁴), so they agree exactly (tested).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import ProjectedAttention
+from .registry import NeuronFactory, register_attention
+
+ORDERS = ("kv_first", "qk_first")
+
+
+def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = "kv_first") -> torch.Tensor:
+    """``Q Kᵀ V`` over ``[..., N, D_H]`` inputs, in either association order."""
+    if order == "kv_first":
+        return q @ (k.transpose(-2, -1) @ v)  # [.., D_H, D_H] intermediate
+    if order == "qk_first":
+        return (q @ k.transpose(-2, -1)) @ v  # [.., N, N] intermediate
+    raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
+
+
+@register_attention("ssa")
+class SSA(ProjectedAttention):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        neuron: NeuronFactory,
+        grid: tuple[int, int],
+        order: str = "kv_first",
+        scale: float = 0.125,
+        attn_v_threshold: float = 0.5,
+    ) -> None:
+        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+        if order not in ORDERS:
+            raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
+        self.order, self.scale = order, scale
+        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+
+    def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return self.attn_lif(ssa_product(q, k, v, self.order) * self.scale)
