@@ -1,4 +1,4 @@
-"""Figures: confusion matrix (the paper's Fig. 4)."""
+"""Figures: confusion matrix (the paper's Fig. 4), explanation panels and grids (Fig. 5), attention maps."""
 
 from __future__ import annotations
 
@@ -39,4 +39,95 @@ def plot_confusion_matrix(
                             color="white" if frac[i, j] > 0.5 else "black")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path)
+    plt.close(fig)
+
+
+PANEL_SIZE_PX = (720, 270)  # width, height of one explanation panel (7.2 × 2.7 in at 100 dpi)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_explanation_panel(
+    image: np.ndarray, cam: np.ndarray, sfr: np.ndarray, title: str, path: str | Path, correct: bool | None = None
+) -> None:
+    """Input | Grad-CAM overlay | SFR-map overlay, one row, :data:`PANEL_SIZE_PX` pixels.
+
+    ``image``: [H, W] or [H, W, 3] in [0, 1]; ``cam`` and ``sfr``: [H, W] (cam in [0, 1], sfr a firing rate).
+    """
+    plt = _plt()
+    w, h = PANEL_SIZE_PX
+    fig, axes = plt.subplots(1, 3, figsize=(w / 100, h / 100), dpi=100)
+    gray = image.ndim == 2
+    show = dict(cmap="gray", vmin=0, vmax=1) if gray else {}
+    axes[0].imshow(image, interpolation="nearest", **show)
+    axes[0].set_title("input", fontsize=9)
+    axes[1].imshow(image, interpolation="nearest", **show)
+    axes[1].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    axes[1].set_title("Grad-CAM (last block)", fontsize=9)
+    axes[2].imshow(image, interpolation="nearest", **show)
+    im = axes[2].imshow(sfr, cmap="inferno", alpha=0.6, vmin=0, vmax=max(float(sfr.max()), 1e-6))
+    axes[2].set_title("spike firing rate", fontsize=9)
+    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.03)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    color = "black" if correct is None else ("darkgreen" if correct else "darkred")
+    fig.suptitle(title, fontsize=10, color=color)
+    fig.subplots_adjust(left=0.02, right=0.95, top=0.80, bottom=0.03, wspace=0.08)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def compose_grid(panels: Sequence[str | Path], path: str | Path, columns: int = 2) -> tuple[int, int]:
+    """Tile panel PNGs into one image; returns its (width, height)."""
+    from PIL import Image
+
+    images = [Image.open(p).convert("RGB") for p in panels]
+    w, h = images[0].size
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (w * min(columns, len(images)), h * rows), "white")
+    for i, im in enumerate(images):
+        grid.paste(im, ((i % columns) * w, (i // columns) * h))
+    grid.save(path)
+    return grid.size
+
+
+def plot_attention_maps(maps: dict, path: str | Path, title: str, max_heads: int = 12) -> None:
+    """One row per named map: per-head matrices as images, per-head counts as histograms, vectors as curves."""
+    plt = _plt()
+    rows = [(k, np.asarray(v, dtype=np.float64)) for k, v in maps.items()]
+    cols = max(min(max_heads, v.shape[0]) if v.ndim == 3 else (min(max_heads, v.shape[1]) if "count" in k else 1)
+               for k, v in rows)  # fmt: skip
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.5, 2.0 * len(rows) + 0.4), squeeze=False)
+    for r, (name, v) in enumerate(rows):
+        counts = "count" in name  # [T, H, N] spike counts → one histogram per head
+        for c in range(cols):
+            ax = axes[r][c]
+            if counts and v.ndim == 3 and c < v.shape[1]:
+                ax.hist(v[:, c].ravel(), bins=np.arange(v.max() + 2) - 0.5, color="steelblue")
+                ax.set_title(f"{name}, head {c}", fontsize=7)
+                ax.tick_params(labelsize=6)
+            elif not counts and v.ndim == 3 and c < v.shape[0]:  # [H, N, N] matrices
+                im = ax.imshow(v[c], cmap="viridis")
+                ax.set_title(f"{name}, head {c}", fontsize=7)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c == 0:
+                    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+            elif c == 0 and v.ndim == 2:  # per-head or per-channel vectors
+                ax.plot(v.T if v.shape[0] < v.shape[1] else v, linewidth=0.8)
+                ax.set_title(name, fontsize=7)
+                ax.tick_params(labelsize=6)
+            else:
+                ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)

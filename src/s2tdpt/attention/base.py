@@ -21,6 +21,7 @@ class ProjectedAttention(nn.Module):
     """Base class; see the module docstring. ``grid`` is the token grid (H', W'), N = H'·W'."""
 
     branches: tuple[str, ...] = ("q", "k", "v")
+    bn_pairs = (("qkv", "qkv_bn"), ("proj", "proj_bn"))
     #: the mechanism is only defined on spikes (e.g. STDP counts them); refuse non-spiking (ANN) backbones
     needs_spikes: bool = False
 
@@ -33,6 +34,7 @@ class ProjectedAttention(nn.Module):
         self.qkv = nn.Linear(dim, nb * dim, bias=False)
         self.qkv_bn = TokenBatchNorm(nb * dim)
         self.qkv_lif = neuron()
+        self.heads_tap = nn.Identity()  # observation point: analysis hooks see the branch heads (Q, K, V) here
         self.proj = nn.Linear(dim, dim)
         self.proj_bn = TokenBatchNorm(dim)
 
@@ -55,6 +57,6 @@ class ProjectedAttention(nn.Module):
         t, b, n, d = u.shape
         if n != self.grid[0] * self.grid[1]:
             raise ValueError(f"{type(self).__name__} was built for a {self.grid} token grid, got N = {n} tokens")
-        y = self.mix(*self.project(u))  # [T, B, H, N, D_H]
+        y = self.mix(*self.heads_tap(self.project(u)))  # [T, B, H, N, D_H]
         y = y.transpose(2, 3).reshape(t, b, n, d)  # merge heads: [T, B, N, D]
         return self.proj_bn(self.proj(y))

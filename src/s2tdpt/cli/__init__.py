@@ -1,4 +1,4 @@
-"""The ``s2tdpt`` command line: ``s2tdpt train | eval``."""
+"""The ``s2tdpt`` command line: ``s2tdpt train | eval | energy | explain``."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from .args import StrictParser
 
 
 def build_parser() -> StrictParser:
-    from . import eval_cmd, train_cmd
+    from . import energy_cmd, eval_cmd, explain_cmd, train_cmd
 
-    parser = StrictParser(prog="s2tdpt", description="Spiking STDP Transformer: train and evaluate.")
+    parser = StrictParser(
+        prog="s2tdpt", description="Spiking STDP Transformer: train, evaluate, estimate energy, explain predictions."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StrictParser)
     train_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    energy_cmd.add_parser(sub)
+    explain_cmd.add_parser(sub)
     return parser
 
 

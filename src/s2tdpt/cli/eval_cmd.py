@@ -7,13 +7,11 @@ import csv
 import json
 from pathlib import Path
 
-from ..data.datasets import DATASETS, build_datasets
-from ..data.loaders import build_test_loader, limit
-from ..data.transforms import build_transform
-from ..engine.checkpoint import load_checkpoint
+from ..data.datasets import DATASETS
+from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
-from ..engine.evaluate import evaluate
-from ..models import S2TDPT, S2TDPTConfig
+from ..engine.evaluate import evaluate, resolve_amp
+from .common import checkpoint_test_set, model_from_checkpoint
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,32 +35,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
-    tcfg, dinfo = ckpt.get("train_config", {}), ckpt.get("dataset", {})
-    model_cfg = S2TDPTConfig.from_dict(ckpt["model_config"])
-    model = S2TDPT(model_cfg)
-    model.load_state_dict(ckpt["model"])
+    model, ckpt = model_from_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
     model.to(device)
-
-    name = args.dataset or tcfg.get("dataset")
-    same = name == tcfg.get("dataset")
-    data_dir = args.data_dir if args.data_dir is not None else (tcfg.get("data_dir") if same else None)
-    _, test_ds, info = build_datasets(name, data_dir, args.download and tcfg.get("download", True))
-    if info.num_classes != model_cfg.num_classes or info.in_chans != model_cfg.in_chans:
-        raise ValueError(
-            f"the checkpoint's model takes {model_cfg.in_chans}-channel images and predicts {model_cfg.num_classes} "
-            f"classes, but {info.name} has {info.in_chans} channel(s) and {info.num_classes} classes"
-        )
-    mean, std = dinfo.get("mean") or tcfg.get("mean"), dinfo.get("std") or tcfg.get("std")
-    test_ds.transform = build_transform(
-        train=False, img_size=model_cfg.img_size, native_size=info.img_size, mean=mean, std=std
-    )
-    n_test = args.limit_test if args.limit_test is not None else (tcfg.get("limit_test") if same else None)
-    test_ds = limit(test_ds, n_test)
+    test_ds, info = checkpoint_test_set(ckpt, args.dataset, args.data_dir, args.limit_test, args.download)
+    tcfg = ckpt.get("train_config", {})
     batch_size = args.batch_size or tcfg.get("batch_size", 64)
-    amp = args.amp or tcfg.get("amp", "none")
-    res = evaluate(model, build_test_loader(test_ds, batch_size, args.workers), device, model_cfg.num_classes, amp)
+    amp = resolve_amp(args.amp or tcfg.get("amp", "none"), device)
+    loader = build_test_loader(test_ds, batch_size, args.workers)
+    res = evaluate(model, loader, device, model.config.num_classes, amp)
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{info.name.replace(':', '-')}"
     out.mkdir(parents=True, exist_ok=True)

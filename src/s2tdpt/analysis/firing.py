@@ -1,0 +1,171 @@
+"""Firing rates: removable hooks that observe, per layer, the tensor entering every conv / linear and the
+attention branches (Q, K, V), per timestep and overall, accumulated over as many batches as are run.
+
+The model is not modified: hooks are registered on ``__enter__`` and removed on ``__exit__``.
+
+    with FiringRateMonitor(model) as mon:
+        for images, _ in loader:
+            model(images)
+    mon.layers["blocks.0.mlp.fc1"].rate          # fraction of nonzero inputs, all timesteps
+    mon.layers["blocks.0.mlp.fc1"].per_step      # the same for each timestep
+    mon.attention["blocks.0.attn"]["v"].rate     # a branch of the attention
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class RateStats:
+    """Nonzero counts of one observed tensor, accumulated over batches."""
+
+    nonzero: float = 0.0
+    total: float = 0.0
+    abs_sum: float = 0.0  # Σ|x|, for the lenient rate of non-binary inputs
+    binary: bool = True  # every value seen was 0 or 1
+    values: set = field(default_factory=set)  # distinct values while few (spike alphabets: {0,1}, {−1,0,1})
+    step_nonzero: list[float] | None = None
+    step_total: list[float] | None = None
+    flops: int = 0  # dense multiply-accumulates of the layer per image per timestep (conv/linear only)
+    image_input: bool = False  # the layer reads the model's input (the real-valued image) directly
+    time_major: bool = True  # the input carries the T axis (False: the image stem and the head)
+
+    @property
+    def rate(self) -> float:
+        return self.nonzero / self.total if self.total else 0.0
+
+    @property
+    def mean_abs(self) -> float:
+        return self.abs_sum / self.total if self.total else 0.0
+
+    @property
+    def per_step(self) -> list[float] | None:
+        if self.step_nonzero is None:
+            return None
+        return [n / t if t else 0.0 for n, t in zip(self.step_nonzero, self.step_total, strict=True)]
+
+    def add(self, x: torch.Tensor, steps: int | None) -> None:
+        x = x.detach()
+        nz = x != 0
+        self.nonzero += float(nz.sum())
+        self.total += x.numel()
+        self.abs_sum += float(x.abs().sum(dtype=torch.float64))
+        if self.binary and bool(((x != 0) & (x != 1)).any()):
+            self.binary = False
+        if len(self.values) <= 3:
+            self.values |= set(torch.unique(x).tolist()[:4])
+        if steps:
+            per = nz.reshape(steps, -1).sum(1).tolist()
+            n = x.numel() // steps
+            if self.step_nonzero is None:
+                self.step_nonzero, self.step_total = [0.0] * steps, [0.0] * steps
+            for t in range(steps):
+                self.step_nonzero[t] += per[t]
+                self.step_total[t] += n
+
+    @property
+    def spikes(self) -> bool:
+        """Binary or ternary ({−1, 0, 1}) values: each nonzero input triggers an accumulate, not a multiply."""
+        return self.binary or (len(self.values) <= 3 and self.values <= {-1.0, 0.0, 1.0})
+
+
+class FiringRateMonitor:
+    """Context manager recording input rates of every ``nn.Conv2d`` / ``nn.Linear`` and the attention branches."""
+
+    def __init__(self, model: nn.Module, timesteps: int | None = None, time_major_input: bool = False) -> None:
+        """``time_major_input``: the model takes ``[T, B, ...]`` (not images ``[B, ...]``), e.g. a toy network."""
+        self.model = model
+        self.time_major_input = time_major_input
+        self.timesteps = timesteps or getattr(getattr(model, "config", None), "timesteps", None)
+        self.layers: dict[str, RateStats] = {}
+        self.attention: dict[str, dict[str, RateStats]] = {}
+        self.images = 0
+        self._batch = None
+        self._input = None
+        self._handles: list = []
+
+    def _steps(self, x: torch.Tensor) -> int | None:
+        """Number of timesteps along dim 0 if this tensor is time-major ([T, B, ...] or [T·B, ...])."""
+        t, b = self.timesteps, self._batch
+        if not t or not b:
+            return None
+        if x.dim() >= 2 and x.shape[0] == t and x.shape[1] == b:
+            return t
+        if x.shape[0] == t * b and t > 1:
+            return t
+        return None
+
+    def _pre_hook(self, name: str):
+        def hook(module: nn.Module, args) -> None:
+            x = args[0]
+            stats = self.layers.setdefault(name, RateStats())
+            stats.image_input = x is self._input
+            steps = self._steps(x)
+            stats.time_major = steps is not None or (self.timesteps == 1 and x.shape[0] == self._batch and x.dim() > 2)
+            stats.add(x, steps)
+
+        return hook
+
+    def _flops_hook(self, name: str):
+        def hook(module: nn.Module, args, out: torch.Tensor) -> None:
+            per_output = module.in_features if isinstance(module, nn.Linear) else (
+                module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            )  # fmt: skip
+            steps = self._steps(args[0]) or 1
+            self.layers[name].flops = out.numel() // (steps * self._batch) * per_output
+
+        return hook
+
+    def _heads_hook(self, name: str):
+        def hook(module: nn.Module, args, heads) -> None:
+            branches = getattr(self._owner[name], "branches", ())
+            entry = self.attention.setdefault(name, {})
+            for branch, h in zip(branches, heads, strict=True):
+                entry.setdefault(branch, RateStats()).add(h, self.timesteps if h.shape[0] == self.timesteps else None)
+
+        return hook
+
+    def _count_images(self, module: nn.Module, args) -> None:
+        self._input = args[0]
+        self._batch = args[0].shape[1 if self.time_major_input else 0]
+        self.images += self._batch
+
+    def __enter__(self) -> FiringRateMonitor:
+        self._owner = {}
+        self._handles.append(self.model.register_forward_pre_hook(self._count_images))
+        for name, module in self.model.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                self._handles.append(module.register_forward_pre_hook(self._pre_hook(name)))
+                self._handles.append(module.register_forward_hook(self._flops_hook(name)))
+            if hasattr(module, "heads_tap"):
+                self._owner[name] = module
+                self._handles.append(module.heads_tap.register_forward_hook(self._heads_hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+@torch.no_grad()
+def measure_rates(model: nn.Module, batches, device: torch.device | str = "cpu", max_images: int | None = None):
+    """Run ``model`` (eval mode) over ``(images, labels)`` batches under a monitor; return the monitor."""
+    was_training = model.training
+    model.eval()
+    with FiringRateMonitor(model) as mon:
+        for images, *_ in batches:
+            if max_images is not None and mon.images >= max_images:
+                break
+            if max_images is not None:
+                images = images[: max_images - mon.images]
+            model(images.to(device))
+    model.train(was_training)
+    return mon

@@ -1,0 +1,54 @@
+"""Helpers shared by the commands that read a checkpoint: rebuild its model, rebuild its test set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ..data.datasets import DatasetInfo, build_datasets
+from ..data.loaders import limit
+from ..data.transforms import build_transform
+from ..engine.checkpoint import load_checkpoint
+from ..models import S2TDPT, S2TDPTConfig
+
+
+def model_from_checkpoint(path: str) -> tuple[S2TDPT, dict[str, Any]]:
+    """The model of a checkpoint with its weights (CPU), and the checkpoint dict."""
+    ckpt = load_checkpoint(path)
+    model = S2TDPT(S2TDPTConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model, ckpt
+
+
+def checkpoint_test_set(
+    ckpt: dict[str, Any],
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    n_images: int | None = None,
+    download: bool = True,
+    split: str = "test",
+) -> tuple[Dataset, DatasetInfo]:
+    """A split of the checkpoint's dataset (or another with the same classes), transformed as in training's eval.
+
+    ``n_images`` None keeps the training run's ``limit_test`` when the dataset is the training one.
+    """
+    tcfg, dinfo = ckpt.get("train_config", {}), ckpt.get("dataset", {})
+    model_cfg = S2TDPTConfig.from_dict(ckpt["model_config"])
+    name = dataset or tcfg.get("dataset")
+    same = name == tcfg.get("dataset")
+    root = data_dir if data_dir is not None else (tcfg.get("data_dir") if same else None)
+    train_ds, test_ds, info = build_datasets(name, root, download and tcfg.get("download", True))
+    if info.num_classes != model_cfg.num_classes or info.in_chans != model_cfg.in_chans:
+        raise ValueError(
+            f"the checkpoint's model takes {model_cfg.in_chans}-channel images and predicts {model_cfg.num_classes} "
+            f"classes, but {info.name} has {info.in_chans} channel(s) and {info.num_classes} classes"
+        )
+    ds = test_ds if split == "test" else train_ds
+    mean, std = dinfo.get("mean") or tcfg.get("mean"), dinfo.get("std") or tcfg.get("std")
+    ds.transform = build_transform(
+        train=False, img_size=model_cfg.img_size, native_size=info.img_size, mean=mean, std=std
+    )
+    if n_images is None and same:
+        n_images = tcfg.get("limit_test")
+    return limit(ds, n_images), info

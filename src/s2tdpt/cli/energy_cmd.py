@@ -1,0 +1,115 @@
+"""``s2tdpt energy``: theoretical compute energy per image (S²TDPT Eq. 29, rules of specs/energy.md §4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from ..analysis.energy import E_AC_PJ, E_MAC_PJ, estimate_energy
+from ..analysis.firing import measure_rates
+from ..data.datasets import DATASETS
+from ..data.loaders import build_test_loader
+from ..engine.distributed import resolve_device
+from ..models import create_model, list_models
+from .common import checkpoint_test_set, model_from_checkpoint
+
+DESCRIPTION = """Theoretical compute energy per image (45 nm: E_MAC = 4.6 pJ, E_AC = 0.9 pJ) of a model, layer by layer:
+MACs for the first conv (T times by default) and the head, synaptic operations rate·T·FLOPs for every spike-driven
+conv/linear, and the attention's own operations per mechanism. A spiking model's energy depends on its firing
+rates: give a trained --checkpoint (rates are measured on --num-images test images of its dataset, or of
+--dataset) or assume one rate everywhere with --assume-rate. The ANN baseline needs neither."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("energy", help="theoretical energy per image, per layer", description=DESCRIPTION)
+    p.add_argument("--model", choices=list_models(), help="named model (default: the checkpoint's)")
+    p.add_argument("--checkpoint", help="trained checkpoint: its model, and its test set for the firing rates")
+    p.add_argument("--num-classes", type=int, help="classes of --model (e.g. 100 for the paper's CIFAR-100 figure)")
+    p.add_argument("--attention", help="attention of --model (s2tdpt.list_attentions())")
+    p.add_argument("--dataset", choices=DATASETS, help="measure rates on this dataset's test split")
+    p.add_argument("--data-dir", help="dataset folder")
+    p.add_argument("--num-images", type=int, default=1000, help="test images to average rates over (default 1000)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size for measuring rates (default 64)")
+    p.add_argument("--assume-rate", type=float, help="use this firing rate for every spiking layer instead")
+    p.add_argument("--e-mac", type=float, default=E_MAC_PJ, help=f"pJ per multiply-accumulate (default {E_MAC_PJ})")
+    p.add_argument("--e-ac", type=float, default=E_AC_PJ, help=f"pJ per accumulate (default {E_AC_PJ})")
+    p.add_argument("--first-conv-once", action="store_true", help="charge the first conv once, not T times")
+    p.add_argument("--lenient", action="store_true", help="non-spike inputs: AC at their mean value, not MAC × T")
+    p.add_argument("--charge-kernel", action="store_true", help="STDP: charge the kernel lookups T·H·N² as AC")
+    p.add_argument("--paper-literal", action="store_true", help="STDP: charge W·V only (the paper's FLOPs_attn)")
+    p.add_argument("--device", default="cpu", help="device for measuring rates (default cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.checkpoint:
+        if args.model or args.num_classes or args.attention:
+            raise ValueError("--checkpoint defines the model; do not combine it with --model/--num-classes/--attention")
+        model, ckpt = model_from_checkpoint(args.checkpoint)
+    elif args.model:
+        overrides = {k: v for k, v in dict(num_classes=args.num_classes, attention=args.attention).items() if v}
+        model, ckpt = create_model(args.model, **overrides), None
+    else:
+        raise ValueError("give --model NAME or --checkpoint PATH")
+    cfg = model.config
+    device = resolve_device(args.device)
+    model.to(device)
+    spiking = cfg.neuron == "lif"
+    if spiking and args.assume_rate is None and ckpt is None:
+        raise ValueError(
+            f"{args.model} is a spiking model: its energy depends on firing rates, and an untrained model has none "
+            f"worth reporting. Pass --checkpoint of a trained run (rates measured on its test set) or --assume-rate R."
+        )
+    if ckpt is not None and args.assume_rate is None:
+        test_ds, info = checkpoint_test_set(ckpt, args.dataset, args.data_dir, args.num_images)
+        batches = build_test_loader(test_ds, args.batch_size, 0)
+        source = f"{len(test_ds)} {info.name} test images"
+    else:  # shapes only: rates are assumed (or irrelevant, for the ANN)
+        batches = [
+            (torch.randn(1, cfg.in_chans, cfg.img_size, cfg.img_size, generator=torch.Generator().manual_seed(0)),)
+        ]
+        source = "assumed rate" if spiking else "no data needed (ANN: every operation is a MAC)"
+    monitor = measure_rates(model, batches, device)
+    report = estimate_energy(
+        model,
+        monitor,
+        e_mac_pj=args.e_mac,
+        e_ac_pj=args.e_ac,
+        first_conv_times_t=not args.first_conv_once,
+        strict=not args.lenient,
+        charge_kernel=args.charge_kernel,
+        paper_literal=args.paper_literal,
+        assume_rate=args.assume_rate,
+    )
+    out = report.to_dict()
+    out.update(model=args.model or ckpt["train_config"].get("model"), rates_from=source, params=_params(model))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    _print_table(out)
+    return 0
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _print_table(r: dict) -> None:
+    s = r["settings"]
+    print(f"{r['model']} · {r['settings']['attention']} · T = {r['timesteps']} · rates: {r['rates_from']}")
+    print(f"theoretical compute energy (45 nm), E_MAC = {r['e_mac_pj']} pJ, E_AC = {r['e_ac_pj']} pJ; first conv "
+          f"charged {'T times' if s['first_conv_times_t'] else 'once'}")  # fmt: skip
+    width = max(len(x["layer"]) for x in r["layers"])
+    print(f"{'layer':<{width}}  kind  {'FLOPs/step':>14}  {'rate':>6}  {'ops':>14}  {'µJ':>9}")
+    for x in r["layers"]:
+        rate = f"{x['rate']:.3f}" if x["rate"] is not None else "–"
+        print(f"{x['layer']:<{width}}  {x['kind']:<4}  {x['flops']:>14,.0f}  {rate:>6}  {x['ops']:>14,.0f}  "
+              f"{x['energy_uj']:>9.3f}")  # fmt: skip
+    print(f"total: {r['mac_ops']:,.0f} MAC + {r['ac_ops']:,.0f} AC = {r['energy_mj']:.4f} mJ per image")
+    if "stdp_linear_form" in r:
+        lf = r["stdp_linear_form"]
+        print(f"STDP exact linear form, its own operations: {lf['attention_mac_ops']:,.0f} MAC + "
+              f"{lf['attention_ac_ops']:,.0f} AC in attention → {lf['energy_mj']:.4f} mJ per image")  # fmt: skip
