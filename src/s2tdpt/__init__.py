@@ -1,18 +1,29 @@
-"""S²TDPT: the Spiking STDP Transformer (Mondal & Kumar, arXiv 2511.14691) with exact linear-time STDP attention."""
+"""S²TDPT: the Spiking STDP Transformer (Mondal & Kumar, arXiv 2511.14691) with exact linear-time STDP attention.
 
-from .attention import create_attention, list_attentions, stdp_attention, stdp_attention_dense
-from .models import S2TDPT, S2TDPTConfig, create_model, list_models
+Top-level names are imported lazily, so ``s2tdpt --help`` and the command's start-up do not pay for PyTorch twice.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "S2TDPT",
-    "S2TDPTConfig",
-    "__version__",
-    "create_attention",
-    "create_model",
-    "list_attentions",
-    "list_models",
-    "stdp_attention",
-    "stdp_attention_dense",
-]
+_EXPORTS = {
+    "S2TDPT": "s2tdpt.models",
+    "S2TDPTConfig": "s2tdpt.models",
+    "create_model": "s2tdpt.models",
+    "list_models": "s2tdpt.models",
+    "create_attention": "s2tdpt.attention",
+    "list_attentions": "s2tdpt.attention",
+    "stdp_attention": "s2tdpt.attention",
+    "stdp_attention_dense": "s2tdpt.attention",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 's2tdpt' has no attribute {name!r}")

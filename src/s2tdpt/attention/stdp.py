@@ -222,7 +222,8 @@ class _CountAttention(torch.autograd.Function):
     """``out_i = Σ_j h[r_Q(i), r_K(j)]·V_j`` through buckets; exact gradients without any N×N tensor.
 
     Works on the leading dims flattened into G groups: values ``[G·N, D_V]``, tables ``[G, D_H+1, D_V]``. Saves
-    the counts as small integers (uint8 when D_H < 256), ``v``, the two small tables and the buckets.
+    the counts as small integers (uint8 when D_H < 256), ``v`` in its own dtype and the two small tables; the
+    buckets are recomputed in backward (one scatter-add) rather than kept.
     """
 
     @staticmethod
@@ -230,27 +231,32 @@ class _CountAttention(torch.autograd.Function):
         lead, (n, d_v), n_buckets = v.shape[:-2], v.shape[-2:], h.shape[-1]
         count_dtype = torch.uint8 if n_buckets <= 256 else torch.int32
         q_cnt, k_cnt = r_q.to(count_dtype), r_k.to(count_dtype)  # exact: counts are integers held in float
-        v2 = v.reshape(-1, d_v)  # [G·N, D_V]
+        v2 = v.to(h.dtype).reshape(-1, d_v)  # [G·N, D_V]: one copy (a permuted view becomes contiguous)
         s = _bucket(_rows(k_cnt, n_buckets), v2, lead, n_buckets)  # S_c, [..., D_H+1, D_V]
         out = _pick(h @ s, _rows(q_cnt, n_buckets))  # R[r_Q(i)], [G·N, D_V]
-        ctx.save_for_backward(q_cnt, k_cnt, v2, h, dh, s)
+        ctx.v_dtype = v.dtype
+        ctx.save_for_backward(q_cnt, k_cnt, v, h, dh)  # v as given: in the model a view of the QKV spikes
         return out.view(*lead, n, d_v)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        q_cnt, k_cnt, v2, h, dh, s = ctx.saved_tensors
-        lead, n_buckets, d_v = s.shape[:-2], h.shape[-1], v2.shape[-1]
+        q_cnt, k_cnt, v, h, dh = ctx.saved_tensors
+        n_buckets, d_v = h.shape[-1], v.shape[-1]
+        lead = q_cnt.shape[:-1]
+        v2 = v.to(h.dtype).reshape(-1, d_v)
         q_rows, k_rows = _rows(q_cnt, n_buckets), _rows(k_cnt, n_buckets)
-        g2 = g.reshape(-1, d_v)
+        g2 = g.reshape(-1, d_v).to(h.dtype)
         g_q = _bucket(q_rows, g2, lead, n_buckets)  # G_q = Σ_{i: r_Q(i)=q} ∂L/∂out_i
         grad_rq = grad_rk = grad_v = grad_h = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[3]:
+            s = _bucket(k_rows, v2, lead, n_buckets)  # recomputed S_c
         if ctx.needs_input_grad[0]:  # ∂L/∂r_Q(i) = −g_i · Σ_c dh[r_Q(i), c]·S_c
             grad_rq = -_rowdot(g2, _pick(dh @ s, q_rows)).view(q_cnt.shape)
         if ctx.needs_input_grad[1]:  # ∂L/∂r_K(j) = V_j · Σ_q dh[q, r_K(j)]·G_q
             grad_rk = _rowdot(v2, _pick(dh.mT @ g_q, k_rows)).view(k_cnt.shape)
         if ctx.needs_input_grad[2]:  # ∂L/∂V_j = Σ_q h[q, r_K(j)]·G_q
-            grad_v = _pick(h.mT @ g_q, k_rows).view(*lead, -1, d_v)
+            grad_v = _pick(h.mT @ g_q, k_rows).view(*lead, -1, d_v).to(ctx.v_dtype)
         if ctx.needs_input_grad[3]:  # ∂L/∂h[q, c] = G_q · S_c
             grad_h = _sum_to(g_q @ s.mT, h.shape)
         return grad_rq, grad_rk, grad_v, grad_h, None
@@ -282,7 +288,7 @@ def stdp_attention(
         h, dh = stdp_tables(
             d_h, t_max=t_max, a_stdp=a_stdp, tau_stdp=tau_stdp, w_offset=w_offset, device=v.device, dtype=compute
         )
-        out = _CountAttention.apply(r_q, r_k, v.to(compute), h.to(compute), dh.to(compute))
+        out = _CountAttention.apply(r_q, r_k, v, h.to(compute), dh.to(compute))
     return out.to(v.dtype)
 
 

@@ -1,4 +1,4 @@
-"""The ``s2tdpt`` command line: ``s2tdpt train | eval | energy | explain``."""
+"""The ``s2tdpt`` command line: ``s2tdpt train | eval | energy | explain | bench``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .args import StrictParser
 
 
 def build_parser() -> StrictParser:
-    from . import energy_cmd, eval_cmd, explain_cmd, train_cmd
+    from . import bench_cmd, energy_cmd, eval_cmd, explain_cmd, train_cmd
 
     parser = StrictParser(
         prog="s2tdpt", description="Spiking STDP Transformer: train, evaluate, estimate energy, explain predictions."
@@ -19,6 +19,7 @@ def build_parser() -> StrictParser:
     eval_cmd.add_parser(sub)
     energy_cmd.add_parser(sub)
     explain_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return parser
 
 

@@ -62,6 +62,12 @@ class TrainConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to norm and bias parameters)")
     clip_grad: float | None = _f(None, "clip the gradient norm to this value")
     # --- runtime
+    lif_backend: str = _f(
+        "fused",
+        "LIF implementation, all the same neuron: fused (eager), compiled (torch.compile kernels: faster, but the "
+        "first run on a machine spends ~30 s compiling), auto (compiled where torch.compile works, else fused), "
+        "torch (the readable reference loop)",
+    )
     amp: str = _f(
         "auto",
         f"mixed precision: {', '.join(AMP_MODES)}; auto = bf16 autocast where the hardware computes bf16 natively "
@@ -77,6 +83,8 @@ class TrainConfig:
 
         if self.dataset not in DATASETS:
             raise bad("dataset", f"must be one of {list(DATASETS)}")
+        if self.lif_backend not in ("auto", "compiled", "fused", "torch"):
+            raise bad("lif_backend", "must be one of ['auto', 'compiled', 'fused', 'torch']")
         if self.amp not in AMP_MODES:
             raise bad("amp", f"must be one of {list(AMP_MODES)}")
         for name in ("epochs", "batch_size"):

@@ -56,6 +56,14 @@ def seed_everything(*key: int) -> None:
     torch.manual_seed(s)
 
 
+def resolve_lif_backend(name: str, device: torch.device) -> str:
+    if name != "auto":
+        return name
+    from ..snn import compiled
+
+    return "compiled" if compiled.available(device.type) else "fused"
+
+
 def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
     """The named model with the dataset's classes / channels / size and the config's overrides."""
     overrides = dict(cfg.model_kwargs)
@@ -68,6 +76,7 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
         overrides["attention"] = cfg.attention
     if cfg.timesteps:
         overrides["timesteps"] = cfg.timesteps
+    overrides["lif_backend"] = cfg.lif_backend
     return resolve_config(cfg.model, **overrides)
 
 
@@ -83,7 +92,9 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> TrainResult:
 def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> TrainResult:
     device = ctx.device
     run_path = Path(resume) if resume else Path(cfg.out) if cfg.out else default_out(cfg)
-    cfg = cfg.replace(out=str(run_path), amp=resolve_amp(cfg.amp, device))
+    cfg = cfg.replace(
+        out=str(run_path), amp=resolve_amp(cfg.amp, device), lif_backend=resolve_lif_backend(cfg.lif_backend, device)
+    )
     ckpt = load_checkpoint(run_path / "last.pt") if resume else None
     if not resume:
         RunDir.check_new(run_path)

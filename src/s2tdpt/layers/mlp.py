@@ -12,6 +12,8 @@ from .norm import TokenBatchNorm
 class SpikingMLP(nn.Module):
     """``[T, B, N, D]`` membrane stream → ``[T, B, N, D]`` residual update; both linears see binary spikes."""
 
+    bn_pairs = (("fc1", "bn1"), ("fc2", "bn2"))
+
     def __init__(self, dim: int, hidden_dim: int, neuron: NeuronFactory) -> None:
         super().__init__()
         self.lif1 = neuron()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..attention.registry import NeuronFactory
 from ..snn.fold import seq_apply
@@ -28,6 +29,8 @@ from ..snn.fold import seq_apply
 
 class _SpikingConv(nn.Module):
     """``BN(Conv(MP?(SN(x))))`` on ``[T, B, C, H, W]`` (Eq. 11 without pooling, Eq. 12 with)."""
+
+    bn_pairs = (("conv", "bn"),)  # foldable for inference (engine.fast.fold_batchnorm)
 
     def __init__(self, c_in: int, c_out: int, neuron: NeuronFactory, pool: bool) -> None:
         super().__init__()
@@ -38,11 +41,20 @@ class _SpikingConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.lif(x)  # binary spikes [T, B, C, H, W]
-        return seq_apply(lambda y: self.bn(self.conv(self.pool(y))), s)
+        return seq_apply(lambda y: self.bn(self.conv(self._pool(y))), s)
+
+    def _pool(self, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.pool, nn.Identity) or not (torch.is_grad_enabled() and y.requires_grad):
+            return self.pool(y)
+        # Recompute the pooling in backward instead of keeping its int64 argmax indices (8 bytes per output, more
+        # than the spikes it pools); the input spikes are kept by the neuron anyway.
+        return checkpoint(self.pool, y, use_reentrant=False)
 
 
 class SpikingPatchSplitting(nn.Module):
     """``[B, C, H, W]`` image → ``[T, B, N, D]`` membrane tokens, ``N = (H / 2^num_pools)·(W / 2^num_pools)``."""
+
+    bn_pairs = (("stem_conv", "stem_bn"),)
 
     def __init__(self, in_chans: int, embed_dim: int, timesteps: int, neuron: NeuronFactory, num_pools: int = 2):
         super().__init__()

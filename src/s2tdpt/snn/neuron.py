@@ -14,11 +14,13 @@ A neuron iterates over dim 0 (time) only and starts every forward from ``V_reset
 forward calls or samples. ``LIFNode.step`` offers a stateful single-step mode (reset with ``reset()``) for
 streaming use; ``forward`` over T steps equals T calls of ``step`` (tested).
 
-Two backends compute the same function. ``"torch"`` is the readable reference: a python loop of
+Three backends compute the same function. ``"torch"`` is the readable reference: a python loop of
 :func:`lif_step` under autograd, which keeps about a dozen small tensors per step for backward. ``"fused"``
 (default) is :class:`_FusedLIF`: the same forward arithmetic with fewer, in-place ops, saving only the membrane
-potentials ``H`` for a hand-written backward through time. Spikes are identical; gradients agree to float
-rounding (tested). The fused backend requires ``detach_reset=True`` (the default); otherwise the reference runs.
+potentials ``H`` for a hand-written backward through time. ``"compiled"`` (:mod:`.compiled`) generates one
+kernel for the whole loop over T with ``torch.compile`` — several times faster on a CPU, where elementwise passes
+over memory bound the neuron. Spikes are identical; gradients agree to float rounding (tested). The fast backends
+require ``detach_reset=True`` (the default); otherwise the reference runs.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from . import compiled
 from .surrogate import spike
 
 Charge = Literal["decay_input", "paper"]
 CHARGES = ("decay_input", "paper")
-BACKENDS = ("fused", "torch")
+BACKENDS = ("fused", "torch", "compiled")
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,14 @@ class LIFNode(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.dim() < 2:
             raise ValueError(f"LIFNode expects a time-first tensor [T, ...] with >= 2 dims, got {tuple(x_seq.shape)}")
+        compilable = x_seq.dtype in (torch.float32, torch.bfloat16, torch.float16)  # float64 stays eager and exact
+        if self.backend == "compiled" and self.p.detach_reset and compilable and compiled.available(x_seq.device.type):
+            if not (torch.is_grad_enabled() and x_seq.requires_grad):
+                return compiled.spikes_only(x_seq, self.p)  # nothing to keep for backward
+            return compiled.CompiledLIF.apply(x_seq, self.p)  # float32 membrane inside, spikes in input dtype
         # The membrane integrates in float32 even under bf16/fp16 autocast; spikes return in the input dtype.
         x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
-        if self.backend == "fused" and self.p.detach_reset:
+        if self.backend in ("fused", "compiled") and self.p.detach_reset:
             return _FusedLIF.apply(x32, self.p).to(x_seq.dtype)
         return lif_multistep(x32, self.p).to(x_seq.dtype)
 

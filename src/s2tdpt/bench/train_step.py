@@ -1,0 +1,207 @@
+"""Training-step and inference benchmark of the paper's model: reference eager fp32 vs the fastest setting.
+
+    s2tdpt bench train-step [--model s2tdpt_4_384] [--batch-size 64] [--malloc both] [--steps 5]
+
+For each configuration, in a fresh process: seconds per training step (forward + backward + AdamW), images/s,
+achieved FLOP/s as a fraction of this machine's fp32 and bf16 GEMM peaks (measured in the same run), peak
+process memory (VmHWM); then the same for inference (eval mode, no gradients). FLOPs of a step count
+2 per multiply-accumulate of every conv / linear, 3 passes (forward, input gradient, weight gradient) for
+training and 1 for inference, T·B sequences — the usual convention (≈ 1.42 TFLOP for s2tdpt_4_384 at B = 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+
+# name -> settings; "reference" is plain eager fp32 with the readable LIF loop, "fast" what `s2tdpt train` / `eval`
+# use by default on this machine (compiled LIF, bf16 autocast; BatchNorm folded for inference)
+CONFIGS = {
+    "reference": dict(amp="none", lif_backend="torch", fold_bn=False),
+    "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True),
+}
+
+
+def peak_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gemm_peak(dtype_name: str, size: int = 2048, reps: int = 10) -> float:
+    """Best FLOP/s of a square matrix multiply in this process (fp32 or bf16)."""
+    import torch
+
+    dtype = torch.float32 if dtype_name == "fp32" else torch.bfloat16
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best
+
+
+def model_macs(model, images) -> int:
+    """Multiply-accumulates of every conv / linear for one forward of ``images`` (all timesteps)."""
+    import torch
+    from torch import nn
+
+    total = [0]
+
+    def hook(mod, args, out):
+        per_out = mod.in_features if isinstance(mod, nn.Linear) else (
+            mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+        )  # fmt: skip
+        total[0] += out.numel() * per_out
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(images)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> dict:
+    import torch
+
+    from s2tdpt import create_model
+    from s2tdpt.engine.fast import fold_batchnorm
+
+    s = CONFIGS[config]
+    torch.manual_seed(0)
+    model = create_model(model_name, lif_backend=s["lif_backend"])
+    cfg = model.config
+    images = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
+    labels = torch.randint(0, cfg.num_classes, (batch,))
+    # every conv / linear of one forward, T·B sequences (the stem runs once per image); counted on one image in
+    # fp32 and scaled, so that no extra full-batch forward inflates the memory peak measured below
+    per_step_macs = model_macs(model, images[:1]) * batch
+    if mode == "infer" and s["fold_bn"]:
+        model = fold_batchnorm(model)
+    dtype = torch.bfloat16 if s["amp"] == "bf16" else None
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    @torch.no_grad()
+    def infer_step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+            model(images)
+
+    if mode == "train":
+        model.train()
+        fn, flops = train_step, 6 * per_step_macs
+    else:
+        model.eval()
+        fn, flops = infer_step, 2 * per_step_macs
+    for _ in range(2):  # warm-up (and compilation, where enabled)
+        fn()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return dict(seconds=med, times=times, images_per_s=batch / med, flops=flops, flop_s=flops / med, peak_mb=peak_mb())
+
+
+def run_worker(argv: list[str], tuned: bool) -> dict:
+    env = dict(os.environ)
+    if tuned:
+        env["GLIBC_TUNABLES"] = TUNED_MALLOC
+    else:
+        env.pop("GLIBC_TUNABLES", None)
+    res = subprocess.run(
+        [sys.executable, "-m", "s2tdpt.bench.train_step", *argv], env=env, capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        return {"error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def machine_line() -> str:
+    import torch
+
+    cpu = platform.processor() or "CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="s2tdpt bench train-step", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--model", default="s2tdpt_4_384")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per configuration (median reported)")
+    ap.add_argument("--malloc", choices=["default", "tuned", "both"], default="both")
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    ap.add_argument("--modes", nargs="+", choices=["train", "infer"], default=["train", "infer"])
+    ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    ap.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
+    ap.add_argument("--gemm-peak", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.gemm_peak:
+        print(json.dumps({"flop_s": gemm_peak(args.gemm_peak)}))
+        return 0
+    if args.worker:
+        print(json.dumps(worker(args.model, args.worker[0], args.worker[1], args.batch_size, args.steps)))
+        return 0
+
+    results = {"machine": machine_line(), "model": args.model, "batch": args.batch_size, "rows": []}
+    allocators = {"default": [False], "tuned": [True], "both": [False, True]}[args.malloc]
+    for tuned in allocators:
+        peaks = {d: run_worker(["--gemm-peak", d], tuned)["flop_s"] for d in ("fp32", "bf16")}
+        for mode in args.modes:
+            for config in args.configs:
+                argv_ = ["--worker", config, mode, "--model", args.model, "--batch-size", str(args.batch_size)]
+                r = run_worker(argv_ + ["--steps", str(args.steps)], tuned)
+                r.update(config=config, mode=mode, malloc="tuned" if tuned else "default", gemm_peaks=peaks)
+                results["rows"].append(r)
+                if not args.json:
+                    _print_row(r)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _print_row(r: dict) -> None:
+    if "error" in r:
+        print(f"| {r['mode']} | {r['config']} | {r['malloc']} | failed: {r['error']} |", flush=True)
+        return
+    p = r["gemm_peaks"]
+    fp32, bf16 = 100 * r["flop_s"] / p["fp32"], 100 * r["flop_s"] / p["bf16"]
+    print(
+        f"| {r['mode']} | {r['config']} | {r['malloc']} | {r['seconds']:.2f} s | {r['images_per_s']:.1f} | "
+        f"{r['flop_s'] / 1e9:.0f} GFLOP/s | {fp32:.0f} % / {bf16:.0f} % | "
+        f"{r['peak_mb'] / 1024:.2f} GiB | fp32 {p['fp32'] / 1e9:.0f}, bf16 {p['bf16'] / 1e9:.0f} GFLOP/s |",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The multi-step LIF as two generated kernels (``torch.compile``): one pass over time forward, one backward.
+
+Eager PyTorch runs each per-step operation of :func:`~s2tdpt.snn.neuron.lif_step` as its own pass over memory;
+on a CPU those elementwise passes, not arithmetic, bound the neuron's cost. Here the whole loop over T is one
+function that Inductor fuses into a single loop per element: the forward reads the input once and writes the
+spikes and the surrogate slope σ'(H − V_th) (kept for backward, in bf16 when the input is bf16, else float32);
+the backward reads the incoming gradient, the slope and the spikes once and writes the input gradient.
+
+Same dynamics as the reference (hard, detached reset; the membrane in float32). Spikes agree with the reference
+loop; gradients agree to rounding (float32) or to bf16 precision of the stored slope (tested). Requires a
+working ``torch.compile`` (a C++ compiler on the CPU); :func:`available` says whether it does, and
+:class:`~s2tdpt.snn.neuron.LIFNode` falls back to the eager fused path when it does not.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+
+log = logging.getLogger("s2tdpt")
+# Inductor's C++ toolchain probe warns about a missing CUDA runtime on CPU-only machines; irrelevant here.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+def _forward(x_seq, v_reset: float, tau: float, v_th: float, alpha: float, beta: float, decay_input: bool):
+    store = torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
+    v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
+    spikes, slopes = [], []
+    for t in range(x_seq.shape[0]):
+        x = x_seq[t].float()
+        h = (x + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else x + v
+        fired = h >= v_th
+        sig = torch.sigmoid((h - v_th) * alpha)
+        slopes.append((sig * (1.0 - sig) * alpha).to(store))
+        spikes.append(fired.to(x_seq.dtype))
+        v = torch.where(fired, torch.full_like(h, v_reset), h if decay_input else beta * h)
+    return torch.stack(spikes), torch.stack(slopes)
+
+
+def _spikes_only(x_seq, v_reset: float, tau: float, v_th: float, beta: float, decay_input: bool):
+    """Inference: the same dynamics without the surrogate slopes (nothing is kept for a backward pass)."""
+    v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
+    spikes = []
+    for t in range(x_seq.shape[0]):
+        x = x_seq[t].float()
+        h = (x + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else x + v
+        fired = h >= v_th
+        spikes.append(fired.to(x_seq.dtype))
+        v = torch.where(fired, torch.full_like(h, v_reset), h if decay_input else beta * h)
+    return torch.stack(spikes)
+
+
+def _backward(grad_s, slopes, spikes, tau: float, beta: float, decay_input: bool):
+    grad_v = torch.zeros_like(grad_s[0], dtype=torch.float32)
+    grads = []
+    for t in range(grad_s.shape[0] - 1, -1, -1):
+        keep = 1.0 - spikes[t].float()  # reset path: V_t = H_t·(1 − S_t)(·β), S_t detached
+        g = grad_s[t].float() * slopes[t].float() + grad_v * (keep if decay_input else keep * beta)
+        grads.append(g / tau if decay_input else g)
+        grad_v = g * (1.0 - 1.0 / tau) if decay_input else g
+    return torch.stack(grads[::-1]).to(grad_s.dtype)
+
+
+@functools.cache
+def _kernels():
+    return torch.compile(_forward, dynamic=True), torch.compile(_backward, dynamic=True)
+
+
+@functools.cache
+def _inference_kernel():
+    return torch.compile(_spikes_only, dynamic=True)
+
+
+def spikes_only(x_seq: torch.Tensor, p) -> torch.Tensor:
+    """Forward without autograd state (eval / no_grad)."""
+    return _inference_kernel()(x_seq, p.v_reset, p.tau, p.v_threshold, p.beta, p.charge == "decay_input")
+
+
+@functools.cache
+def available(device_type: str = "cpu") -> bool:
+    """Whether torch.compile works here for ``device_type`` (tried once on a tiny input; the result is cached)."""
+    try:
+        fwd, bwd = _kernels()
+        x = torch.randn(2, 3, 5, device=device_type)
+        s, sl = fwd(x, 0.0, 2.0, 1.0, 4.0, 0.5, True)
+        bwd(torch.ones_like(s), sl, s, 2.0, 0.5, True)
+        return True
+    except Exception as e:  # no compiler, unsupported platform, ...
+        log.warning(f"compiled LIF unavailable on {device_type} ({type(e).__name__}: {e}); using the eager fused LIF")
+        return False
+
+
+class CompiledLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_seq: torch.Tensor, p) -> torch.Tensor:
+        fwd, _ = _kernels()
+        decay_input = p.charge == "decay_input"
+        spikes, slopes = fwd(x_seq, p.v_reset, p.tau, p.v_threshold, p.surrogate_alpha, p.beta, decay_input)
+        ctx.p = p
+        ctx.save_for_backward(slopes, spikes)
+        return spikes
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_s: torch.Tensor):
+        slopes, spikes = ctx.saved_tensors
+        _, bwd = _kernels()
+        p = ctx.p
+        return bwd(grad_s.contiguous(), slopes, spikes, p.tau, p.beta, p.charge == "decay_input"), None

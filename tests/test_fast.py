@@ -1,0 +1,110 @@
+"""Fast paths against their readable references: compiled LIF, folded BatchNorm, recomputed pooling, launcher."""
+
+import platform
+import sys
+
+import pytest
+import torch
+
+import s2tdpt
+from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
+from s2tdpt.engine.fast import fold_batchnorm
+from s2tdpt.layers import sps
+from s2tdpt.snn import LIFNode, compiled
+
+needs_compile = pytest.mark.skipif(not compiled.available("cpu"), reason="torch.compile does not work here")
+
+
+@needs_compile
+@pytest.mark.parametrize("charge", ["decay_input", "paper"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_lif_equals_the_reference_loop(charge, dtype):
+    torch.manual_seed(0)
+    x = (torch.randn(4, 6, 40) * 1.5).to(dtype)
+    w = torch.randn(4, 6, 40).to(dtype)
+    results = []
+    for backend in ("torch", "compiled"):
+        xi = x.clone().requires_grad_()
+        s = LIFNode(backend=backend, charge=charge)(xi)
+        (s * w).sum().backward()
+        results.append((s, xi.grad))
+    (s_ref, g_ref), (s_c, g_c) = results
+    assert s_c.dtype == dtype and torch.equal(s_c, s_ref)
+    # float32: rounding only; bf16: the surrogate slope is stored in bf16 (8 bits of mantissa)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(g_c.float(), g_ref.float(), **tol)
+    assert g_ref.abs().sum() > 0 and 0 < s_ref.float().mean() < 1
+    with torch.no_grad():  # the inference kernel (no surrogate slopes kept)
+        assert torch.equal(LIFNode(backend="compiled", charge=charge)(x), s_ref)
+
+
+@needs_compile
+def test_compiled_backend_in_a_model_trains_like_the_reference():
+    torch.manual_seed(0)
+    ref = s2tdpt.create_model("s2tdpt_tiny", lif_backend="torch")
+    fast = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
+    fast.load_state_dict(ref.state_dict())
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    losses, grads = [], []
+    for m in (ref, fast):
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["stdp", "ssa", "qk_token"])
+def test_folded_batchnorm_gives_the_same_outputs(attention):
+    torch.manual_seed(0)
+    m = s2tdpt.create_model("s2tdpt_tiny", attention=attention, depth=2).double()
+    m.train()
+    with torch.no_grad():  # non-trivial running statistics and affine parameters
+        for _ in range(3):
+            m(torch.randn(6, 3, 32, 32, dtype=torch.float64))
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    m.eval()
+    folded = fold_batchnorm(m)
+    assert not any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in folded.modules())
+    assert any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())  # original untouched
+    x = torch.randn(5, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), m(x), rtol=1e-9, atol=1e-9)
+
+
+def test_recomputed_pooling_gives_identical_gradients(monkeypatch):
+    torch.manual_seed(0)
+    m = s2tdpt.create_model("s2tdpt_tiny")
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+
+    def grads():
+        m.zero_grad()
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        return [p.grad.clone() for p in m.parameters()]
+
+    with_recompute = grads()
+    monkeypatch.setattr(sps._SpikingConv, "_pool", lambda self, t: self.pool(t))
+    plain = grads()
+    for a, b in zip(with_recompute, plain, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_launcher_allocator_decision():
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert wants_tuned_malloc({}) == on_glibc
+    assert not wants_tuned_malloc({"S2TDPT_MALLOC": "default"})
+    assert not wants_tuned_malloc({"GLIBC_TUNABLES": "glibc.malloc.check=0"})  # the user's own setting wins
+    assert "mmap_max=0" in TUNED_MALLOC and "trim_threshold" in TUNED_MALLOC
+
+
+def test_lif_backend_is_validated():
+    from s2tdpt.engine.config import TrainConfig
+
+    with pytest.raises(ValueError, match="lif_backend"):
+        TrainConfig(lif_backend="cuda-graph")
+    with pytest.raises(ValueError, match="lif_backend"):
+        s2tdpt.create_model("s2tdpt_tiny", lif_backend="magic")
