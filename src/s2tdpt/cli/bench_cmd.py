@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-BENCHMARKS = {"train-step": "s2tdpt.bench.train_step"}
+BENCHMARKS = {"train-step": "s2tdpt.bench.train_step", "budget": "s2tdpt.bench.budget"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -37,6 +37,7 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 DIGITS_TEST_FRACTION = 0.2
+DECODE_BYTES = 2 * 2**30  # image folders up to this size are decoded into memory once
 DIGITS_SPLIT_SEED = 0
 
 
@@ -86,6 +87,17 @@ class FolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def decoded(self) -> ArrayDataset:
+        """All images decoded into one uint8 array (same order and labels); they must share one size."""
+        images = []
+        for path, _ in self.samples:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert(self.mode)))
+        shapes = {a.shape for a in images}
+        if len(shapes) > 1:
+            raise ValueError(f"images of different sizes {sorted(shapes)[:3]} in one folder; resize them first")
+        return ArrayDataset(np.stack(images), self.labels, self.transform)
 
     def __getitem__(self, i: int):
         path, label = self.samples[i]
@@ -202,6 +214,9 @@ def build_imagefolder(root: str | None, download: bool):
     train = FolderDataset(base / "train", classes, mode=mode)
     test = FolderDataset(base / "test", classes, mode=mode)
     info = DatasetInfo(f"imagefolder:{base.name}", len(classes), 1 if mode == "L" else 3, width, tuple(classes))
+    channels = 1 if mode == "L" else 3
+    if (len(train) + len(test)) * width * height * channels <= DECODE_BYTES:  # e.g. CIFAR-10: 184 MB
+        train, test = train.decoded(), test.decoded()  # decode every image once, not once per epoch
     return train, test, info
 
 

@@ -52,7 +52,12 @@ class TrainConfig:
     mixup_off_epoch: int | None = _f(None, "switch mixup/cutmix off from this epoch on (0-based)")
     smoothing: float = _f(0.0, "label smoothing")
     # --- optimisation (AdamW, no decay on norm/bias; warm-up + cosine per step, then cooldown at min_lr)
-    epochs: int = _f(20, "total epochs, cooldown included")
+    epochs: int = _f(20, "total epochs, cooldown included (with time_budget: the schedule's nominal length)")
+    time_budget: float | None = _f(
+        None,
+        "stop after this many seconds of training (evaluation excluded); the learning-rate schedule follows the "
+        "elapsed time, as if `epochs` epochs exactly filled the budget",
+    )
     batch_size: int = _f(64, "batch size per process")
     lr: float = _f(3e-3, "peak learning rate")
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
@@ -95,6 +100,8 @@ class TrainConfig:
                 raise bad(name, "must be >= 0")
         if self.lr <= 0:
             raise bad("lr", "must be > 0")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise bad("time_budget", "must be > 0 seconds")
         if self.warmup_epochs + self.cooldown_epochs >= self.epochs:
             raise ValueError(
                 f"warmup_epochs ({self.warmup_epochs}) + cooldown_epochs ({self.cooldown_epochs}) must be less than "

@@ -24,6 +24,7 @@ METRIC_COLUMNS = (
     "test_top5",
     "epoch_s",
     "images_per_s",
+    "train_s",
 )
 LOGGER = "s2tdpt"
 
@@ -65,7 +66,7 @@ class RunDir:
             w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
             if new:
                 w.writeheader()
-            w.writerow({k: row[k] for k in METRIC_COLUMNS})
+            w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """On resume: drop rows of epochs after the checkpoint (written before a crash, not in the weights)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -140,7 +141,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     else:
         criterion = nn.CrossEntropyLoss()
 
-    start_epoch, best_top1, best_epoch = 0, -1.0, -1
+    start_epoch, best_top1, best_epoch, train_seconds = 0, -1.0, -1, 0.0
     if ckpt:
         if ckpt["model_config"] != model_cfg.to_dict():
             raise ValueError(f"the checkpoint in {run_path} was trained with a different model config")
@@ -150,6 +151,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         start_epoch, best_top1, best_epoch = ckpt["epoch"], ckpt["best_top1"], ckpt["best_epoch"]
+        train_seconds = ckpt.get("train_seconds", 0.0)
+        epochs_done = ckpt.get("epochs_reached", float(start_epoch))
         run.truncate_metrics(start_epoch)
         log.info(f"resuming {run_path} after epoch {start_epoch}/{cfg.epochs}")
     log.info(
@@ -158,16 +161,26 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         f"{device} × {ctx.world_size} · amp {cfg.amp} · run folder {run_path}"
     )
 
-    # --- epochs
-    test = None
-    for epoch in range(start_epoch, cfg.epochs):
+    # --- epochs (with a time budget: until the budget is spent, the schedule following the elapsed time)
+    clock = BudgetClock(cfg.time_budget, cfg.epochs * steps_per_epoch, train_seconds) if cfg.time_budget else None
+    epochs = itertools.count(start_epoch) if clock else range(start_epoch, cfg.epochs)
+    test, epochs_reached = None, (epochs_done if ckpt else 0.0)
+    for epoch in epochs:
+        if clock and clock.spent():
+            break
         seed_everything(cfg.seed, 1, epoch, ctx.rank)  # data order, augmentation and mixup depend on (seed, epoch)
         data.train_sampler.set_epoch(epoch)
         if mixup and cfg.mixup_off_epoch is not None and epoch >= cfg.mixup_off_epoch:
             mixup.mixup_enabled = False
         t0 = time.perf_counter()
-        stats = train_one_epoch(net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx)
+        stats = train_one_epoch(
+            net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx, clock
+        )
         train_s = time.perf_counter() - t0
+        train_seconds += train_s
+        if clock:
+            clock.used = train_seconds
+        epochs_reached = epoch + stats["fraction"]
         broadcast_buffers(model, ctx)
         test = evaluate(model, data.test_loader, device, model_cfg.num_classes, cfg.amp, ctx)
         is_best = test.top1 > best_top1
@@ -183,9 +196,11 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
             test_top5=round(test.top5, 3),
             epoch_s=round(time.perf_counter() - t0, 2),
             images_per_s=round(stats["images"] / train_s, 1),
+            train_s=round(train_seconds, 1),
         )
         log.info(
-            f"epoch {epoch + 1}/{cfg.epochs}  lr {row['lr']:.2e}  train loss {row['train_loss']:.4f} "
+            f"epoch {epoch + 1}{'' if clock else f'/{cfg.epochs}'}  lr {row['lr']:.2e}  "
+            f"train loss {row['train_loss']:.4f} "
             f"top-1 {row['train_top1']:.2f}%  |  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%  "
             f"|  {row['epoch_s']:.1f} s, {row['images_per_s']:.0f} img/s"
         )
@@ -208,20 +223,28 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
             scheduler=scheduler.state_dict(),
             scaler=scaler.state_dict(),
             epoch=epoch + 1,
+            train_seconds=train_seconds,
+            epochs_reached=epochs_reached,
             best_top1=best_top1,
             best_epoch=best_epoch,
             test_top1=test.top1,
+            test_top5=test.top5,
             rng=rng_state(),
         )
         run.save_checkpoint(state, is_best)
 
-    final_top1 = test.top1 if test is not None else float("nan")
+    # a resumed run with nothing left to do reports what its checkpoint says
+    final_top1 = test.top1 if test is not None else (ckpt or {}).get("test_top1", float("nan"))
+    final_top5 = test.top5 if test is not None else (ckpt or {}).get("test_top5", float("nan"))
     summary = dict(
         final_test_top1=final_top1,
-        final_test_top5=test.top5 if test is not None else float("nan"),
+        final_test_top5=final_top5,
         best_test_top1=best_top1,
         best_epoch=best_epoch,
-        epochs=cfg.epochs,
+        epochs=cfg.epochs if not clock else math.ceil(epochs_reached),
+        epochs_reached=round(epochs_reached, 3),
+        train_seconds=round(train_seconds, 1),
+        time_budget=cfg.time_budget,
         params=params,
         model=cfg.model,
         attention=model_cfg.attention,
@@ -229,7 +252,22 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         world_size=ctx.world_size,
     )
     run.save_final(summary)
-    return TrainResult(final_top1, best_top1, best_epoch, cfg.epochs, params, run_path, model, summary, ctx.is_main)
+    return TrainResult(
+        final_top1, best_top1, best_epoch, summary["epochs"], params, run_path, model, summary, ctx.is_main
+    )
+
+
+class BudgetClock:
+    """Training time against a budget; maps elapsed time to a position on a schedule of ``planned_steps``."""
+
+    def __init__(self, budget_s: float, planned_steps: int, used_s: float = 0.0) -> None:
+        self.budget, self.planned, self.used = budget_s, planned_steps, used_s
+
+    def spent(self, extra_s: float = 0.0) -> bool:
+        return self.used + extra_s >= self.budget
+
+    def step(self, extra_s: float) -> int:
+        return min(int((self.used + extra_s) / self.budget * self.planned), self.planned)
 
 
 def train_one_epoch(
@@ -243,15 +281,25 @@ def train_one_epoch(
     epoch: int,
     cfg: TrainConfig,
     ctx: DistContext,
+    clock: BudgetClock | None = None,
 ) -> dict[str, float]:
     net.train()
     device = ctx.device
     steps = len(loader)
     totals = torch.zeros(3, dtype=torch.float64)  # loss·n, top-1 hits, n
     show = ctx.is_main and sys.stderr.isatty()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not show)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}" + ("" if clock else f"/{cfg.epochs}"), leave=False, disable=not show)
+    start, done = time.perf_counter(), steps
     for i, (images, labels) in enumerate(bar):
-        scheduler.step_update(epoch * steps + i)  # learning rate of this step
+        if clock:
+            elapsed = time.perf_counter() - start
+            stop = torch.tensor(float(clock.spent(elapsed)))  # ranks agree: the slowest rank's clock decides
+            if all_reduce_sum(stop, ctx).item() > 0:
+                done = i
+                break
+            scheduler.step_update(clock.step(elapsed))  # learning rate at this point of the budget
+        else:
+            scheduler.step_update(epoch * steps + i)  # learning rate of this step
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         targets = labels
         if mixup:
@@ -281,11 +329,13 @@ def train_one_epoch(
         if show:
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
     all_reduce_sum(totals, ctx)
+    n = max(totals[2].item(), 1.0)
     return dict(
-        loss=totals[0].item() / totals[2].item(),
-        top1=100.0 * totals[1].item() / totals[2].item(),
+        loss=totals[0].item() / n,
+        top1=100.0 * totals[1].item() / n,
         images=totals[2].item(),
         lr=optimizer.param_groups[0]["lr"],
+        fraction=done / steps,
     )
 
 

@@ -9,8 +9,9 @@
 | SPED 2 | LIF, MaxPool, Conv, BN    | D → D     |
 
 Convs are 3×3, stride 1, padding 1, no bias; MaxPool(3, stride 2, padding 1). With the paper's two pooling
-stages a 32×32 image gives 8×8 = 64 tokens of 4×4 pixels. ``num_pools`` < 2 drops the pooling from SPED 2
-(then SPED 1) for small inputs such as 8×8 digits.
+stages a 32×32 image gives 8×8 = 64 tokens of 4×4 pixels. ``pool_stages`` moves or drops the pooling: ``(2,)``
+pools in SPED 1 only (8×8 digits), ``(1, 2)`` pools before SPE 2 and SPED 1 — the same tokens from half as many
+full-resolution multiply-accumulates (``s2tdpt_cpu``).
 
 Direct encoding repeats the image T times; the stem (conv + BN) is computed once per image and broadcast over
 T, which gives the same values as running it on T copies (BN batch statistics of identical copies are those of
@@ -52,25 +53,36 @@ class _SpikingConv(nn.Module):
 
 
 class SpikingPatchSplitting(nn.Module):
-    """``[B, C, H, W]`` image → ``[T, B, N, D]`` membrane tokens, ``N = (H / 2^num_pools)·(W / 2^num_pools)``."""
+    """``[B, C, H, W]`` image → ``[T, B, N, D]`` membrane tokens, ``N = (H / 2^P)·(W / 2^P)``, P pooling stages.
+
+    ``pool_stages``: indices of the four spiking stages (0 = SPE 1, 1 = SPE 2, 2 = SPED 1, 3 = SPED 2) that
+    max-pool before their conv; the paper's is ``(2, 3)``.
+    """
 
     bn_pairs = (("stem_conv", "stem_bn"),)
 
-    def __init__(self, in_chans: int, embed_dim: int, timesteps: int, neuron: NeuronFactory, num_pools: int = 2):
+    def __init__(
+        self,
+        in_chans: int,
+        embed_dim: int,
+        timesteps: int,
+        neuron: NeuronFactory,
+        pool_stages: tuple[int, ...] = (2, 3),
+    ):
         super().__init__()
         if embed_dim % 8:
             raise ValueError(f"embed_dim must be divisible by 8 for the tokenizer's D/8 stem, got {embed_dim}")
-        if not 0 <= num_pools <= 2:
-            raise ValueError(f"num_pools must be 0, 1 or 2, got {num_pools}")
+        if not set(pool_stages) <= {0, 1, 2, 3}:
+            raise ValueError(f"pool_stages must be a subset of (0, 1, 2, 3), got {pool_stages}")
         d = embed_dim
         self.timesteps = timesteps
         self.stem_conv = nn.Conv2d(in_chans, d // 8, 3, padding=1, bias=False)  # Eq. 10
         self.stem_bn = nn.BatchNorm2d(d // 8)
         self.stages = nn.Sequential(
-            _SpikingConv(d // 8, d // 4, neuron, pool=False),  # SPE 1
-            _SpikingConv(d // 4, d // 2, neuron, pool=False),  # SPE 2
-            _SpikingConv(d // 2, d, neuron, pool=num_pools >= 1),  # SPED 1
-            _SpikingConv(d, d, neuron, pool=num_pools >= 2),  # SPED 2
+            _SpikingConv(d // 8, d // 4, neuron, pool=0 in pool_stages),  # SPE 1
+            _SpikingConv(d // 4, d // 2, neuron, pool=1 in pool_stages),  # SPE 2
+            _SpikingConv(d // 2, d, neuron, pool=2 in pool_stages),  # SPED 1
+            _SpikingConv(d, d, neuron, pool=3 in pool_stages),  # SPED 2
         )
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:

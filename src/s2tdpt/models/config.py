@@ -24,7 +24,9 @@ class S2TDPTConfig:
         num_heads: H; D must be divisible by H (D_H = D / H).
         mlp_ratio: MLP hidden width as a multiple of D.
         timesteps: T, simulation steps (direct encoding repeats the image T times).
-        num_pools: max-pooling stages in the tokenizer (2 → 4×4-pixel patches, as in the paper).
+        num_pools: max-pooling stages in the tokenizer (2 → 4×4-pixel patches, as in the paper), placed last.
+        pool_at: which spiking tokenizer stages pool, overriding ``num_pools``' placement (0 = SPE 1 … 3 = SPED 2);
+            the paper's is (2, 3); ``(1, 2)`` pools earlier for the same tokens at lower cost.
         attention: a registered token mixer (``s2tdpt.list_attentions()``).
         attn_kwargs: options of that mixer, e.g. ``{"impl": "dense"}`` or ``{"learnable": True}`` for STDP.
         mlp_layernorm: apply the LayerNorm the paper's text mentions before the MLP (off: published count).
@@ -46,6 +48,7 @@ class S2TDPTConfig:
     mlp_ratio: float = 4.0
     timesteps: int = 4
     num_pools: int = 2
+    pool_at: tuple[int, ...] | None = None
     attention: str = "stdp"
     attn_kwargs: Mapping[str, Any] = field(default_factory=dict)
     mlp_layernorm: bool = False
@@ -69,9 +72,15 @@ class S2TDPTConfig:
             raise ValueError(f"config field 'embed_dim' must be divisible by 8 (tokenizer stem), got {self.embed_dim}")
         if self.num_pools not in (0, 1, 2):
             raise ValueError(f"config field 'num_pools' must be 0, 1 or 2, got {self.num_pools!r}")
-        if self.img_size % (2**self.num_pools):
+        if self.pool_at is not None:
+            stages = tuple(sorted(set(self.pool_at)))
+            if not set(stages) <= {0, 1, 2, 3} or len(stages) != len(self.pool_at):
+                raise ValueError(f"config field 'pool_at' must hold distinct stages among 0..3, got {self.pool_at!r}")
+            object.__setattr__(self, "pool_at", stages)
+        if self.img_size % (2 ** len(self.pool_stages)):
             raise ValueError(
-                f"config field 'img_size' ({self.img_size}) must be divisible by 2**num_pools = {2**self.num_pools}"
+                f"config field 'img_size' ({self.img_size}) must be divisible by 2**(pooling stages) = "
+                f"{2 ** len(self.pool_stages)}"
             )
         if self.mlp_ratio <= 0:
             raise ValueError(f"config field 'mlp_ratio' must be > 0, got {self.mlp_ratio}")
@@ -97,9 +106,19 @@ class S2TDPTConfig:
         object.__setattr__(self, "attn_kwargs", dict(self.attn_kwargs))
 
     @property
+    def pool_stages(self) -> tuple[int, ...]:
+        """The tokenizer stages that pool: ``pool_at``, else the last ``num_pools`` of SPED 1, SPED 2."""
+        return self.pool_at if self.pool_at is not None else (2, 3)[: self.num_pools]
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        side = self.img_size // 2 ** len(self.pool_stages)
+        return side, side
+
+    @property
     def num_tokens(self) -> int:
-        side = self.img_size // 2**self.num_pools
-        return side * side
+        h, w = self.token_grid
+        return h * w
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

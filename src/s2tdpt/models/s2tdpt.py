@@ -32,15 +32,14 @@ class S2TDPT(nn.Module):
                 surrogate_alpha=c.surrogate_alpha,
             ),
         )
-        side = c.img_size // 2**c.num_pools
-        self.patch_embed = SpikingPatchSplitting(c.in_chans, c.embed_dim, c.timesteps, neuron, c.num_pools)
+        self.patch_embed = SpikingPatchSplitting(c.in_chans, c.embed_dim, c.timesteps, neuron, c.pool_stages)
         self.blocks = nn.ModuleList(
             EncoderBlock(
                 c.embed_dim,
                 c.num_heads,
                 c.mlp_ratio,
                 neuron,
-                (side, side),
+                c.token_grid,
                 c.attention,
                 c.attn_kwargs,
                 c.mlp_layernorm,

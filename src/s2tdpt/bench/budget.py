@@ -1,0 +1,113 @@
+"""Every attention mechanism, the controls and the ANN, trained for the same wall-clock budget on the same data.
+
+    s2tdpt bench budget -c configs/cpu_fashion_s2tdpt_cpu.yaml --out-root runs/budget-fashion
+    s2tdpt bench budget -c configs/cpu_cifar10jpeg_s2tdpt_cpu.yaml --data-dir cifar10-jpeg \\
+        --out-root runs/budget-cifar --attentions stdp ssa identity --seeds 0 1
+
+Each (mechanism, seed) trains in its own run folder ``<out-root>/<mechanism>-s<seed>`` with the recipe's settings
+and its ``time_budget`` (training seconds; evaluation excluded). A finished run (final.json) is not repeated and an
+interrupted one is resumed from its last checkpoint, so a long comparison can be run in pieces. After training,
+firing rates and energy per image (the project's calculator) are measured on ``--energy-images`` test images.
+Prints one row per run and one per mechanism (mean and spread over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+DEFAULT_ATTENTIONS = ["stdp", "ssa", "sdsa", "qk_token", "lrf_dyn", "identity", "random_frozen", "ann"]
+
+
+def _overrides(name: str, recipe: dict) -> dict:
+    if name != "ann":
+        return {"attention": name}
+    kwargs = dict(recipe.get("model_kwargs") or {}, neuron="relu")
+    return {"attention": "softmax", "timesteps": 1, "model_kwargs": kwargs}
+
+
+def run_one(name: str, seed: int, recipe: dict, args) -> dict:
+    from ..analysis.energy import estimate_energy
+    from ..analysis.firing import measure_rates
+    from ..cli.common import checkpoint_test_set, model_from_checkpoint
+    from ..data.loaders import build_test_loader
+    from ..engine.config import build_config
+    from ..engine.train import train
+
+    out = Path(args.out_root) / f"{name}-s{seed}"
+    if not (out / "final.json").exists():
+        if (out / "last.pt").exists():
+            print(f"[budget] resuming {out}", flush=True)
+            train(build_config(recipe, {"out": str(out), "seed": seed, **_overrides(name, recipe)}), resume=out)
+        else:
+            print(f"[budget] training {out}", flush=True)
+            layers = {"out": str(out), "seed": seed, **_overrides(name, recipe)}
+            if args.data_dir:
+                layers["data_dir"] = args.data_dir
+            train(build_config(recipe, layers))
+    final = json.loads((out / "final.json").read_text())
+    energy_file = out / "energy.json"
+    if not energy_file.exists():
+        model, ckpt = model_from_checkpoint(str(out / "last.pt"))
+        test_ds, _ = checkpoint_test_set(ckpt, n_images=args.energy_images)
+        rep = estimate_energy(model, measure_rates(model, build_test_loader(test_ds, 100, 0)))
+        energy_file.write_text(json.dumps({"energy_mj": rep.energy_mj, "mac_ops": rep.mac_ops, "ac_ops": rep.ac_ops,
+                                           "images": rep.images}))  # fmt: skip
+    energy = json.loads(energy_file.read_text())
+    import csv
+
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    throughput = statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows)  # epoch 1 includes compiling
+    return dict(
+        name=name,
+        seed=seed,
+        params=final["params"],
+        epochs=final.get("epochs_reached", final["epochs"]),
+        top1=final["final_test_top1"],
+        best=final["best_test_top1"],
+        energy_uj=energy["energy_mj"] * 1e3,
+        images_per_s=throughput,
+        train_s=final.get("train_seconds"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..engine.config import load_yaml
+
+    ap = argparse.ArgumentParser(prog="s2tdpt bench budget", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("-c", "--config", required=True, help="the recipe (YAML with time_budget)")
+    ap.add_argument("--out-root", required=True, help="folder for the run folders")
+    ap.add_argument("--data-dir", help="dataset folder, overriding the recipe's")
+    ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS, help="mechanisms ('ann' = the ANN)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--energy-images", type=int, default=1000, help="test images for rates and energy")
+    args = ap.parse_args(argv)
+    recipe = load_yaml(args.config)
+    if not recipe.get("time_budget"):
+        raise SystemExit(f"{args.config} sets no time_budget; this benchmark compares at equal wall-clock budgets")
+    t0 = time.time()
+    rows = [run_one(name, seed, recipe, args) for name in args.attentions for seed in args.seeds]
+    minutes, took = recipe["time_budget"] / 60, (time.time() - t0) / 60
+    print(f"\nRecipe {args.config}: model {recipe.get('model')}, dataset {recipe.get('dataset')}, "
+          f"{minutes:.0f} min of training per run ({took:.0f} min this call)\n")  # fmt: skip
+    print("| attention | seed | params | epochs reached | final test top-1 | best | energy / image | images/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['name']} | {r['seed']} | {r['params']:,} | {r['epochs']:.2f} | {r['top1']:.2f} % | "
+              f"{r['best']:.2f} % | {r['energy_uj']:.1f} µJ | {r['images_per_s']:.0f} |")  # fmt: skip
+    if len(args.seeds) > 1:
+        print("\n| attention | seeds | final test top-1, mean | min – max |")
+        print("|---|---:|---:|---:|")
+        for name in args.attentions:
+            accs = [r["top1"] for r in rows if r["name"] == name]
+            print(f"| {name} | {len(accs)} | {statistics.mean(accs):.2f} % | {min(accs):.2f} – {max(accs):.2f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
