@@ -14,6 +14,7 @@ Prints one row per run and one per mechanism (mean and spread over seeds).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import time
@@ -57,8 +58,6 @@ def run_one(name: str, seed: int, recipe: dict, args) -> dict:
         energy_file.write_text(json.dumps({"energy_mj": rep.energy_mj, "mac_ops": rep.mac_ops, "ac_ops": rep.ac_ops,
                                            "images": rep.images}))  # fmt: skip
     energy = json.loads(energy_file.read_text())
-    import csv
-
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     throughput = statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows)  # epoch 1 includes compiling
@@ -85,9 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="dataset folder, overriding the recipe's")
     ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS, help="mechanisms ('ann' = the ANN)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--time-budget", type=float, help="training seconds per run, overriding the recipe's")
     ap.add_argument("--energy-images", type=int, default=1000, help="test images for rates and energy")
     args = ap.parse_args(argv)
     recipe = load_yaml(args.config)
+    if args.time_budget is not None:
+        if args.time_budget <= 0:
+            raise SystemExit(f"--time-budget must be a positive number of seconds, got {args.time_budget}")
+        recipe["time_budget"] = args.time_budget
     if not recipe.get("time_budget"):
         raise SystemExit(f"{args.config} sets no time_budget; this benchmark compares at equal wall-clock budgets")
     t0 = time.time()
