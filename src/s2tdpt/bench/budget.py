@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run_one(name, seed, recipe, args) for name in args.attentions for seed in args.seeds]
     minutes, took = recipe["time_budget"] / 60, (time.time() - t0) / 60
     print(f"\nRecipe {args.config}: model {recipe.get('model')}, dataset {recipe.get('dataset')}, "
-          f"{minutes:.0f} min of training per run ({took:.0f} min this call)\n")  # fmt: skip
+          f"{minutes:g} min of training per run ({took:.0f} min this call)\n")  # fmt: skip
     print("| attention | seed | params | epochs reached | final test top-1 | best | energy / image | images/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
