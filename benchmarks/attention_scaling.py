@@ -18,7 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
+from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
 
 SWEEP = [64, 256, 1024, 4096, 16384, 65536]
 DENSE_LIVE_NXN = 6  # N×N float32 tensors the dense forward + backward keeps alive at once (Δt, |Δt|, f, A, grads)

@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
+from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
 
 D, HEADS = 384, 12
 SHAPES = {64: (4, 16, (8, 8)), 4096: (4, 1, (64, 64))}  # N: (T, B, grid)

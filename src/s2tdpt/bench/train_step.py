@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 
-TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+from .common import machine, peak_rss_mb, run_worker, time_median
 
 # name -> settings; "reference" is plain eager fp32 with the readable LIF loop, "fast" what `s2tdpt train` / `eval`
 # use by default on this machine (compiled LIF, bf16 autocast; BatchNorm folded for inference)
@@ -28,16 +24,6 @@ CONFIGS = {
     "reference": dict(amp="none", lif_backend="torch", fold_bn=False),
     "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True),
 }
-
-
-def peak_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def gemm_peak(dtype_name: str, size: int = 2048, reps: int = 10) -> float:
@@ -115,41 +101,13 @@ def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> d
     else:
         model.eval()
         fn, flops = infer_step, 2 * per_step_macs
-    for _ in range(2):  # warm-up (and compilation, where enabled)
-        fn()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return dict(seconds=med, times=times, images_per_s=batch / med, flops=flops, flop_s=flops / med, peak_mb=peak_mb())
+    med, times = time_median(fn, steps, warmup=2)  # warm-up includes compilation, where enabled
+    return dict(seconds=med, times=times, images_per_s=batch / med, flops=flops, flop_s=flops / med,
+                peak_mb=peak_rss_mb())  # fmt: skip
 
 
-def run_worker(argv: list[str], tuned: bool) -> dict:
-    env = dict(os.environ)
-    if tuned:
-        env["GLIBC_TUNABLES"] = TUNED_MALLOC
-    else:
-        env.pop("GLIBC_TUNABLES", None)
-    res = subprocess.run(
-        [sys.executable, "-m", "s2tdpt.bench.train_step", *argv], env=env, capture_output=True, text=True
-    )
-    if res.returncode != 0:
-        return {"error": (res.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def machine_line() -> str:
-    import torch
-
-    cpu = platform.processor() or "CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+def _worker(argv: list[str], tuned: bool) -> dict:
+    return run_worker(["-m", "s2tdpt.bench.train_step", *argv], tuned)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,14 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.model, args.worker[0], args.worker[1], args.batch_size, args.steps)))
         return 0
 
-    results = {"machine": machine_line(), "model": args.model, "batch": args.batch_size, "rows": []}
+    results = {"machine": machine(), "model": args.model, "batch": args.batch_size, "rows": []}
     allocators = {"default": [False], "tuned": [True], "both": [False, True]}[args.malloc]
     for tuned in allocators:
-        peaks = {d: run_worker(["--gemm-peak", d], tuned)["flop_s"] for d in ("fp32", "bf16")}
+        peaks = {d: _worker(["--gemm-peak", d], tuned)["flop_s"] for d in ("fp32", "bf16")}
         for mode in args.modes:
             for config in args.configs:
                 argv_ = ["--worker", config, mode, "--model", args.model, "--batch-size", str(args.batch_size)]
-                r = run_worker(argv_ + ["--steps", str(args.steps)], tuned)
+                r = _worker(argv_ + ["--steps", str(args.steps)], tuned)
                 r.update(config=config, mode=mode, malloc="tuned" if tuned else "default", gemm_peaks=peaks)
                 results["rows"].append(r)
                 if not args.json:

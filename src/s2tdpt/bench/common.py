@@ -12,9 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
-# glibc setting that keeps freed memory in the heap instead of returning it to the OS on every free, so large
-# tensors do not page-fault on each allocation (see BENCHMARKS.md). No code change; environment only.
-TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+# the glibc setting the CLI starts with (keeps freed memory in the heap; see BENCHMARKS.md)
+from ..cli.launch import TUNED_MALLOC
 
 
 def machine(tuned_malloc: bool | None = None) -> str:
