@@ -58,7 +58,7 @@ def test_pool_placement():
     assert paper.config.pool_stages == (2, 3) and early.config.pool_stages == (1, 2)
     assert early.config.num_tokens == paper.config.num_tokens == 64
     pools = [type(s.pool).__name__ for s in early.patch_embed.stages]
-    assert pools == ["Identity", "MaxPool2d", "MaxPool2d", "Identity"]
+    assert pools == ["Identity", "ChannelsLastMaxPool2d", "ChannelsLastMaxPool2d", "Identity"]
     assert early(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="'pool_at'"):
         s2tdpt.create_model("s2tdpt_tiny", pool_at=(4,))

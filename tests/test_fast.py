@@ -1,4 +1,4 @@
-"""Fast paths against their readable references: compiled LIF, folded BatchNorm, recomputed pooling, launcher."""
+"""Fast paths against their readable references: compiled LIF, folded BatchNorm, channels-last pooling, launcher."""
 
 import platform
 import sys
@@ -9,7 +9,7 @@ import torch
 import s2tdpt
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
 from s2tdpt.engine.fast import fold_batchnorm
-from s2tdpt.layers import sps
+from s2tdpt.layers import pool
 from s2tdpt.snn import LIFNode, compiled
 
 needs_compile = pytest.mark.skipif(not compiled.available("cpu"), reason="torch.compile does not work here")
@@ -76,7 +76,31 @@ def test_folded_batchnorm_gives_the_same_outputs(attention):
         torch.testing.assert_close(folded(x), m(x), rtol=1e-9, atol=1e-9)
 
 
-def test_recomputed_pooling_gives_identical_gradients(monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("binary", [True, False])
+def test_channels_last_pool_equals_nn_maxpool(dtype, binary):
+    # binary spikes put many ties in a window: the argmax (and so the gradient) must pick the same one
+    torch.manual_seed(0)
+    x = (torch.rand(6, 5, 12, 10) < 0.3).to(dtype) if binary else torch.randn(6, 5, 12, 10, dtype=dtype)
+    fast, ref = pool.ChannelsLastMaxPool2d(3, stride=2, padding=1), torch.nn.MaxPool2d(3, stride=2, padding=1)
+    g = torch.randn(6, 5, 6, 5, dtype=dtype)
+    outs, grads = [], []
+    for layer in (fast, ref):
+        xi = x.clone().requires_grad_()
+        out = layer(xi)
+        out.backward(g)
+        outs.append(out)
+        grads.append(xi.grad)
+        with torch.no_grad():
+            assert torch.equal(layer(x), out)  # the inference path too
+    assert torch.equal(outs[0], outs[1]) and outs[0].is_contiguous()
+    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(pool.ChannelsLastMaxPool2d(2)(x), torch.nn.MaxPool2d(2)(x))  # kernel 2, stride = kernel
+    with_indices = pool.ChannelsLastMaxPool2d(3, 2, 1, return_indices=True)(x)  # an option it leaves to the parent
+    assert torch.equal(with_indices[1], torch.nn.MaxPool2d(3, 2, 1, return_indices=True)(x)[1])
+
+
+def test_tokenizer_pool_gives_the_reference_gradients(monkeypatch):
     torch.manual_seed(0)
     m = s2tdpt.create_model("s2tdpt_tiny")
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
@@ -86,10 +110,10 @@ def test_recomputed_pooling_gives_identical_gradients(monkeypatch):
         torch.nn.functional.cross_entropy(m(x), y).backward()
         return [p.grad.clone() for p in m.parameters()]
 
-    with_recompute = grads()
-    monkeypatch.setattr(sps._SpikingConv, "_pool", lambda self, t: self.pool(t))
-    plain = grads()
-    for a, b in zip(with_recompute, plain, strict=True):
+    fast = grads()
+    monkeypatch.setattr(pool.ChannelsLastMaxPool2d, "forward", torch.nn.MaxPool2d.forward)
+    reference = grads()
+    for a, b in zip(fast, reference, strict=True):
         assert torch.equal(a, b)
 
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from ..attention.registry import NeuronFactory
 from ..snn.fold import seq_apply
+from .pool import ChannelsLastMaxPool2d
 
 
 class _SpikingConv(nn.Module):
@@ -36,20 +36,13 @@ class _SpikingConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, neuron: NeuronFactory, pool: bool) -> None:
         super().__init__()
         self.lif = neuron()
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
+        self.pool = ChannelsLastMaxPool2d(3, stride=2, padding=1) if pool else nn.Identity()
         self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.lif(x)  # binary spikes [T, B, C, H, W]
-        return seq_apply(lambda y: self.bn(self.conv(self._pool(y))), s)
-
-    def _pool(self, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.pool, nn.Identity) or not (torch.is_grad_enabled() and y.requires_grad):
-            return self.pool(y)
-        # Recompute the pooling in backward instead of keeping its int64 argmax indices (8 bytes per output, more
-        # than the spikes it pools); the input spikes are kept by the neuron anyway.
-        return checkpoint(self.pool, y, use_reentrant=False)
+        return seq_apply(lambda y: self.bn(self.conv(self.pool(y))), s)
 
 
 class SpikingPatchSplitting(nn.Module):
