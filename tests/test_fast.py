@@ -1,5 +1,6 @@
 """Fast paths against their readable references: compiled LIF, folded BatchNorm, channels-last pooling, launcher."""
 
+import json
 import platform
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 import s2tdpt
+from s2tdpt.bench import train_step
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
 from s2tdpt.engine.fast import fold_batchnorm
 from s2tdpt.layers import pool
@@ -132,3 +134,24 @@ def test_lif_backend_is_validated():
         TrainConfig(lif_backend="cuda-graph")
     with pytest.raises(ValueError, match="lif_backend"):
         s2tdpt.create_model("s2tdpt_tiny", lif_backend="magic")
+
+
+def test_model_macs_counts_every_conv_and_linear_once_per_output():
+    # stem of s2tdpt_tiny runs once per image, everything after it T times: count by hand on a toy instead
+    toy = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.Flatten(), torch.nn.Linear(64, 5)
+    )
+    assert train_step.model_macs(toy, torch.randn(2, 3, 4, 4)) == 2 * (4 * 16 * 3 * 9) + 2 * (5 * 64)
+
+
+def test_train_step_benchmark_reports_every_configuration(capsys):
+    # tiny model, reference only (no compilation): checks the worker processes, the FLOP accounting and the JSON
+    argv = ["--model", "s2tdpt_tiny", "--batch-size", "2", "--steps", "1", "--malloc", "default"]
+    assert train_step.main(argv + ["--configs", "reference", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {r["mode"]: r for r in out["rows"]}
+    assert set(rows) == {"train", "infer"} and all("error" not in r for r in rows.values())
+    assert rows["train"]["flops"] == 3 * rows["infer"]["flops"] > 0  # forward, input grad, weight grad
+    for r in rows.values():
+        assert r["images_per_s"] == pytest.approx(2 / r["seconds"])
+        assert r["peak_mb"] > 100 and r["gemm_peaks"]["bf16"] > 0 and r["malloc"] == "default"
