@@ -137,7 +137,7 @@ def test_lif_backend_is_validated():
 
 
 def test_model_macs_counts_every_conv_and_linear_once_per_output():
-    # stem of s2tdpt_tiny runs once per image, everything after it T times: count by hand on a toy instead
+    # a toy whose multiply-accumulates are easy to count by hand: conv (out · C_in · 3 · 3), linear (out · in)
     toy = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.Flatten(), torch.nn.Linear(64, 5)
     )
