@@ -10,7 +10,7 @@ import torch
 import s2tdpt
 from s2tdpt.bench import train_step
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
-from s2tdpt.engine.fast import fold_batchnorm
+from s2tdpt.engine.fast import fold_batchnorm, prepare_inference
 from s2tdpt.layers import pool
 from s2tdpt.snn import LIFNode, compiled
 
@@ -58,7 +58,7 @@ def test_compiled_backend_in_a_model_trains_like_the_reference():
 
 
 @pytest.mark.parametrize("attention", ["stdp", "ssa", "qk_token"])
-def test_folded_batchnorm_gives_the_same_outputs(attention):
+def test_folded_batchnorm_and_channels_last_give_the_same_outputs(attention):
     torch.manual_seed(0)
     m = s2tdpt.create_model("s2tdpt_tiny", attention=attention, depth=2).double()
     m.train()
@@ -70,12 +70,16 @@ def test_folded_batchnorm_gives_the_same_outputs(attention):
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
     m.eval()
-    folded = fold_batchnorm(m)
+    folded, ready = fold_batchnorm(m), prepare_inference(m)
     assert not any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in folded.modules())
     assert any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())  # original untouched
+    convs = [x for x in ready.modules() if isinstance(x, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert all(x.weight.is_contiguous() for x in m.modules() if isinstance(x, torch.nn.Conv2d))  # untouched
     x = torch.randn(5, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), m(x), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(ready(x), m(x), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

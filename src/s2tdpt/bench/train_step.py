@@ -19,7 +19,7 @@ import time
 from .common import machine, peak_rss_mb, run_worker, time_median
 
 # name -> settings; "reference" is plain eager fp32 with the readable LIF loop, "fast" what `s2tdpt train` / `eval`
-# use by default on this machine (compiled LIF, bf16 autocast; BatchNorm folded for inference)
+# use by default on this machine (compiled LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last)
 CONFIGS = {
     "reference": dict(amp="none", lif_backend="torch", fold_bn=False),
     "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True),
@@ -67,7 +67,7 @@ def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> d
     import torch
 
     from s2tdpt import create_model
-    from s2tdpt.engine.fast import fold_batchnorm
+    from s2tdpt.engine.fast import prepare_inference
 
     s = CONFIGS[config]
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> d
     # fp32 and scaled, so that no extra full-batch forward inflates the memory peak measured below
     per_step_macs = model_macs(model, images[:1]) * batch
     if mode == "infer" and s["fold_bn"]:
-        model = fold_batchnorm(model)
+        model = prepare_inference(model)
     dtype = torch.bfloat16 if s["amp"] == "bf16" else None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 

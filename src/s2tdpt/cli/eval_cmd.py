@@ -11,7 +11,7 @@ from ..data.datasets import DATASETS
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
 from ..engine.evaluate import evaluate, resolve_amp
-from ..engine.fast import fold_batchnorm
+from ..engine.fast import prepare_inference
 from .common import checkpoint_test_set, model_from_checkpoint
 
 
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     model, ckpt = model_from_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
-    model = fold_batchnorm(model).to(device)  # same function, one pass less per layer (tested)
+    model = prepare_inference(model).to(device)  # same function: BN folded, convs channels-last (tested)
     test_ds, info = checkpoint_test_set(ckpt, args.dataset, args.data_dir, args.limit_test, args.download)
     tcfg = ckpt.get("train_config", {})
     batch_size = args.batch_size or tcfg.get("batch_size", 64)
