@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
+from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median
 
 SWEEP = [64, 256, 1024, 4096, 16384, 65536]
 DENSE_LIVE_NXN = 6  # N×N float32 tensors the dense forward + backward keeps alive at once (Δt, |Δt|, f, A, grads)

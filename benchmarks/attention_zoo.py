@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median  # noqa: E402
+from s2tdpt.bench.common import machine, peak_rss_mb, run_worker, time_median
 
 D, HEADS = 384, 12
 SHAPES = {64: (4, 16, (8, 8)), 4096: (4, 1, (64, 64))}  # N: (T, B, grid)

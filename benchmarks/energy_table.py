@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from s2tdpt.bench.common import machine  # noqa: E402
+from s2tdpt.bench.common import machine
 
 MECHANISMS = ["stdp", "ssa", "sdsa", "qk_token", "a2os2a", "lrf_ssa", "lrf_dyn", "identity", "random_frozen", "ann"]
 

@@ -1,9 +1,9 @@
 """Speed settings that leave the model's function unchanged (each has an equivalence test).
 
 * :func:`fold_batchnorm` — inference: fold every BatchNorm into the conv / linear before it (a copy; eval only).
-* :func:`prepare_inference` — the folded copy with its convolution weights in channels-last memory: the convs then
-  produce channels-last maps and the tokenizer's max-pool needs no layout copy (~10 % less time per batch for
-  ``s2tdpt_4_384`` on a 2-core CPU; in training the same layout was ~30 % slower, so it stays an inference setting).
+* :func:`prepare_inference` — the folded copy with its convolution weights in channels-last memory, so the convs
+  run on channels-last maps (~7 % less time per batch for ``s2tdpt_4_384`` on a 2-core CPU,
+  ``benchmarks/layouts.py``; in training the same layout was 30–40 % slower, so it stays an inference setting).
 
 Which layer pairs fold is declared by the modules themselves (``bn_pairs``), so nothing is guessed.
 """

@@ -1,8 +1,8 @@
 """Max-pooling for the tokenizer: ``nn.MaxPool2d`` evaluated in channels-last memory, indices recomputed in backward.
 
 PyTorch's CPU max-pool over an NCHW tensor walks one channel plane at a time; over a channels-last (NHWC) copy it
-vectorises across channels and, measured on the tokenizer's spike maps, takes 1/4 (small maps) to 3/4 (the
-4-384 model's 192 × 32 × 32 maps) of the time even with the two layout copies. The result, the argmax indices
+vectorises across channels and, measured on the tokenizer's spike maps (``benchmarks/layouts.py``), the forward
+takes 21–43 % of the time even with the two layout copies. The result, the argmax indices
 (ties go to the first maximum in window order in both layouts) and so the gradient are identical to
 ``nn.MaxPool2d`` — the readable reference, and what runs for options this path does not cover (tested).
 
@@ -54,6 +54,4 @@ class ChannelsLastMaxPool2d(nn.MaxPool2d):
         plain = all(isinstance(v, int) for v in (k, s, p)) and self.dilation == 1
         if x.dim() != 4 or not plain or self.ceil_mode or self.return_indices:
             return super().forward(x)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _PoolNoIndices.apply(x, k, s, p)
-        return F.max_pool2d(_nhwc(x), k, s, p).contiguous()
+        return _PoolNoIndices.apply(x, k, s, p)  # without autograd (inference) this is just its forward
