@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..attention.registry import NeuronFactory
+from ..snn.norm_lif import norm_lif
 from .norm import TokenBatchNorm
 
 
@@ -24,5 +25,5 @@ class SpikingMLP(nn.Module):
         self.bn2 = TokenBatchNorm(dim)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = self.bn1(self.fc1(self.lif1(u)))
-        return self.bn2(self.fc2(self.lif2(x)))
+        s = norm_lif(self.fc1(self.lif1(u)), self.bn1, self.lif2)  # lif2(bn1(·)), slopes not stored in training
+        return self.bn2(self.fc2(s))

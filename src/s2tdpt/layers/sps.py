@@ -24,12 +24,16 @@ import torch
 from torch import nn
 
 from ..attention.registry import NeuronFactory
-from ..snn.fold import seq_apply
+from ..snn.norm_lif import norm_lif
 from .pool import ChannelsLastMaxPool2d
 
 
 class _SpikingConv(nn.Module):
-    """``BN(Conv(MP?(SN(x))))`` on ``[T, B, C, H, W]`` (Eq. 11 without pooling, Eq. 12 with)."""
+    """``BN(Conv(MP?(SN(x))))`` on ``[T, B, C, H, W]`` (Eq. 11 without pooling, Eq. 12 with).
+
+    :class:`SpikingPatchSplitting` runs a stage's BN together with the next stage's LIF (:func:`norm_lif`), so it
+    calls :meth:`conv_spikes` rather than ``forward``; both compute the same function.
+    """
 
     bn_pairs = (("conv", "bn"),)  # foldable for inference (engine.fast.fold_batchnorm)
 
@@ -41,8 +45,11 @@ class _SpikingConv(nn.Module):
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.lif(x)  # binary spikes [T, B, C, H, W]
-        return seq_apply(lambda y: self.bn(self.conv(self.pool(y))), s)
+        return self.bn(self.conv_spikes(self.lif(x))).unflatten(0, x.shape[:2])
+
+    def conv_spikes(self, s: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, C, H, W]`` → ``Conv(MP?(s))`` before BN, time folded: ``[T·B, C', H', W']``."""
+        return self.conv(self.pool(s.flatten(0, 1)))
 
 
 class SpikingPatchSplitting(nn.Module):
@@ -81,5 +88,10 @@ class SpikingPatchSplitting(nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         z0 = self.stem_bn(self.stem_conv(img))  # [B, D/8, H, W], real-valued, identical at every step
         x = z0.unsqueeze(0).expand(self.timesteps, *z0.shape)  # [T, B, D/8, H, W] (a view)
-        x = self.stages(x)  # [T, B, D, H', W']
+        s = self.stages[0].lif(x)  # [T, B, D/8, H, W] spikes
+        for stage, following in zip(self.stages[:-1], self.stages[1:], strict=True):
+            # this stage's BN and the next stage's LIF as one step (slopes not stored in training)
+            s = norm_lif(stage.conv_spikes(s), stage.bn, following.lif, self.timesteps)
+        last = self.stages[-1]
+        x = last.bn(last.conv_spikes(s)).unflatten(0, (self.timesteps, -1))  # [T, B, D, H', W']
         return x.flatten(3).transpose(2, 3).contiguous()  # [T, B, N, D] (Eq. 13)

@@ -63,6 +63,55 @@ def _backward(grad_s, slopes, spikes, tau: float, beta: float, decay_input: bool
     return torch.stack(grads[::-1]).to(grad_s.dtype)
 
 
+def _norm_backward(
+    grad_s,
+    x_seq,
+    scale,
+    shift,
+    spikes,
+    v_reset: float,
+    tau: float,
+    v_th: float,
+    alpha: float,
+    beta: float,
+    decay_input: bool,
+):
+    """Backward of ``LIF(x·scale + shift)`` without stored slopes: the membrane is recomputed from the normalised
+    input ``x`` ([T, ...], BN's input), exactly as :func:`_forward` computed it (y rounded to x's dtype as BN's
+    output was; slopes rounded as :func:`_forward` stores them), then the same pass back in time as
+    :func:`_backward`. Returns dL/dy in x's dtype."""
+    store = torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
+    v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
+    slopes = []
+    for t in range(x_seq.shape[0]):
+        y = (x_seq[t].float() * scale + shift).to(x_seq.dtype).float()
+        h = (y + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else y + v
+        sig = torch.sigmoid((h - v_th) * alpha)
+        slopes.append((sig * (1.0 - sig) * alpha).to(store).float())
+        v = torch.where(spikes[t] > 0, torch.full_like(h, v_reset), h if decay_input else beta * h)
+    grad_v = torch.zeros_like(grad_s[0], dtype=torch.float32)
+    grads = []
+    for t in range(x_seq.shape[0] - 1, -1, -1):
+        keep = 1.0 - spikes[t].float()
+        g = grad_s[t].float() * slopes[t] + grad_v * (keep if decay_input else keep * beta)
+        grads.append(g / tau if decay_input else g)
+        grad_v = g * (1.0 - 1.0 / tau) if decay_input else g
+    return torch.stack(grads[::-1]).to(x_seq.dtype)
+
+
+@functools.cache
+def _norm_backward_kernel():
+    return torch.compile(_norm_backward, dynamic=True)
+
+
+def norm_backward(grad_s, x_seq, scale, shift, spikes, p) -> torch.Tensor:
+    """dL/dy of ``spikes = LIF(y)``, ``y = x·scale + shift`` per channel, recomputing the membrane from ``x``."""
+    decay_input = p.charge == "decay_input"
+    return _norm_backward_kernel()(
+        grad_s, x_seq, scale, shift, spikes, p.v_reset, p.tau, p.v_threshold, p.surrogate_alpha, p.beta, decay_input
+    )
+
+
 @functools.cache
 def _kernels():
     return torch.compile(_forward, dynamic=True), torch.compile(_backward, dynamic=True)

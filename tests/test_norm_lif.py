@@ -1,0 +1,116 @@
+"""``norm_lif``: LIF(BatchNorm(x)) without stored slopes, against running the two modules as written."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import s2tdpt
+from s2tdpt.layers.norm import TokenBatchNorm
+from s2tdpt.snn import LIFNode, compiled
+from s2tdpt.snn.norm_lif import norm_lif
+
+pytestmark = pytest.mark.skipif(not compiled.available("cpu"), reason="torch.compile does not work here")
+T, B = 4, 3
+
+
+def _layer(kind: str):
+    """A trained-looking BN and a matching BN input in the layout ``norm_lif`` takes."""
+    if kind == "tokens":
+        bn, x, timesteps = TokenBatchNorm(16), torch.randn(T, B, 10, 16), None
+    else:
+        bn, x, timesteps = nn.BatchNorm2d(8), torch.randn(T * B, 8, 5, 5), T
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.uniform_(-0.5, 1.0)
+    return bn, 2 * x + 0.5, timesteps
+
+
+def _run(x0, bn, lif, timesteps, fused: bool, amp: bool, weights):
+    x = x0.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        xin = x.to(torch.bfloat16) if amp else x  # a bf16 linear/conv output under autocast
+        if fused:
+            s = norm_lif(xin, bn, lif, timesteps)
+        else:
+            y = bn(xin)
+            s = lif(y if timesteps is None else y.unflatten(0, (timesteps, -1)))
+    (s.float() * weights).sum().backward()
+    return s, x.grad, bn.weight.grad, bn.bias.grad
+
+
+@pytest.mark.parametrize("kind", ["tokens", "conv"])
+@pytest.mark.parametrize("amp", [False, True])
+@pytest.mark.parametrize("charge", ["decay_input", "paper"])
+def test_norm_lif_equals_bn_then_lif(kind, amp, charge):
+    torch.manual_seed(0)
+    bn_ref, x0, timesteps = _layer(kind)
+    bn_fused = copy.deepcopy(bn_ref)
+    lif = LIFNode(backend="compiled", charge=charge)
+    w = torch.randn(x0.shape if timesteps is None else (T, B, *x0.shape[1:]))  # weights of the spikes in a loss
+    s_ref, *g_ref = _run(x0, bn_ref, lif, timesteps, False, amp, w)
+    s, *g = _run(x0, bn_fused, lif, timesteps, True, amp, w)
+    assert s.grad_fn is not None and type(s.grad_fn).__name__ == "_NormLIFBackward"
+    # forward: the same operations, so identical spikes and running statistics
+    assert s.dtype == s_ref.dtype and torch.equal(s, s_ref) and 0 < s.float().mean() < 1
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(bn_fused, name), getattr(bn_ref, name)), name
+    # backward: the recomputed membrane can differ from BN's output by one unit in the last place
+    rel = 1e-5 if not amp else 2e-2
+    for a, b in zip(g, g_ref, strict=True):
+        assert b.abs().sum() > 0
+        assert (a - b).norm() <= rel * b.norm(), (a - b).norm() / b.norm()
+
+
+def test_norm_lif_keeps_one_tensor_fewer_for_backward():
+    torch.manual_seed(0)
+    bn, x0, _ = _layer("tokens")
+    lif = LIFNode(backend="compiled")
+    saved = {}
+    for fused in (False, True):
+        storages = {}
+
+        def pack(t, storages=storages):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        x = x0.clone().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            norm_lif(x, bn, lif) if fused else lif(bn(x))
+        saved[fused] = sum(storages.values())
+    assert saved[False] - saved[True] >= x0.numel() * 4  # the float32 slopes of every element are gone
+
+
+def test_norm_lif_runs_the_modules_as_written_where_it_must():
+    torch.manual_seed(0)
+    bn, x0, _ = _layer("tokens")
+    lif = LIFNode(backend="compiled")
+    x = x0.clone().requires_grad_()
+    bn.eval()  # running statistics: plain BN then LIF
+    assert type(norm_lif(x, bn, lif).grad_fn).__name__ != "_NormLIFBackward"
+    bn.train()
+    seen = []
+    handle = lif.register_forward_hook(lambda m, i, o: seen.append(o))  # an observer (firing rates, Grad-CAM)
+    out = norm_lif(x, bn, lif)
+    handle.remove()
+    assert len(seen) == 1 and seen[0] is out and type(out.grad_fn).__name__ != "_NormLIFBackward"
+    with torch.no_grad():  # no gradients wanted: the modules as written
+        assert torch.equal(norm_lif(x, bn, lif), out)
+    torch_lif = LIFNode(backend="torch")
+    assert type(norm_lif(x, bn, torch_lif).grad_fn).__name__ != "_NormLIFBackward"
+
+
+def test_model_with_fused_layers_matches_the_reference_model_step():
+    """A training step of s2tdpt_tiny with compiled LIFs (fused BN+LIF layers) against the python-loop LIF."""
+    torch.manual_seed(0)
+    ref = s2tdpt.create_model("s2tdpt_tiny", lif_backend="torch", depth=2)
+    fast = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled", depth=2)
+    fast.load_state_dict(ref.state_dict())
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    for m in (ref, fast):
+        nn.functional.cross_entropy(m(x), y).backward()
+    for (name, a), b in zip(fast.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=name)
+    for (name, a), b in zip(fast.named_buffers(), ref.buffers(), strict=True):
+        assert torch.equal(a, b), name  # running statistics updated identically
