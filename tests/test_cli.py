@@ -44,7 +44,7 @@ def test_train_then_eval_reproduces_the_reported_accuracy(image_folder, tmp_path
     )
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert set(rows[0]) >= {"lr", "train_loss", "train_top1", "test_top1", "test_top5", "epoch_s", "images_per_s"}
     assert float(rows[-1]["test_top1"]) == pytest.approx(final["final_test_top1"], abs=1e-3)
     saved = yaml.safe_load((run / "config.yaml").read_text())
@@ -163,7 +163,7 @@ def test_killed_run_resumes_to_identical_weights(image_folder, tmp_path):
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     with open(run / "metrics.csv") as f:
-        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1, 2, 3]
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
 
 
 def test_resume_refuses_config_changes(image_folder, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """``norm_lif``: LIF(BatchNorm(x)) without stored slopes, against running the two modules as written."""
 
+import contextlib
 import copy
 
 import pytest
@@ -9,6 +10,7 @@ from torch import nn
 import s2tdpt
 from s2tdpt.layers.norm import TokenBatchNorm
 from s2tdpt.snn import LIFNode, compiled
+from s2tdpt.snn import norm_lif as norm_lif_module
 from s2tdpt.snn.norm_lif import norm_lif
 
 pytestmark = pytest.mark.skipif(not compiled.available("cpu"), reason="torch.compile does not work here")
@@ -114,3 +116,24 @@ def test_model_with_fused_layers_matches_the_reference_model_step():
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=name)
     for (name, a), b in zip(fast.named_buffers(), ref.buffers(), strict=True):
         assert torch.equal(a, b), name  # running statistics updated identically
+
+
+def test_fused_and_unfused_model_agree_under_bf16_autocast():
+    """The shipped setting (bf16 autocast, compiled LIF) with the fused layers switched off and on."""
+    torch.manual_seed(0)
+    model = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled", depth=1)
+    state = copy.deepcopy(model.state_dict())
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    results = []
+    for fused in (True, False):
+        model.load_state_dict(state)
+        model.zero_grad(set_to_none=True)
+        with contextlib.nullcontext() if fused else norm_lif_module.unfused():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(x).float(), y)
+            loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
+    (loss_f, grads_f), (loss_u, grads_u) = results
+    assert loss_f == loss_u  # identical forward
+    flat_f, flat_u = torch.cat([g.flatten() for g in grads_f]), torch.cat([g.flatten() for g in grads_u])
+    assert flat_u.norm() > 0 and (flat_f - flat_u).norm() <= 2e-2 * flat_u.norm()

@@ -59,13 +59,15 @@ def time_median(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[f
     return statistics.median(times), times
 
 
-def run_worker(argv: list[str], tuned_malloc: bool, timeout: float = 900) -> dict:
-    """Run ``python <argv>`` in a fresh process; it must print one JSON object on its last stdout line."""
+def run_worker(argv: list[str], tuned_malloc: bool, timeout: float = 900, tunables: str | None = None) -> dict:
+    """Run ``python <argv>`` in a fresh process; it must print one JSON object on its last stdout line.
+
+    The process gets the CLI's allocator setting (``tuned_malloc``), glibc's default, or ``tunables`` if given.
+    """
     env = dict(os.environ)
-    if tuned_malloc:
-        env["GLIBC_TUNABLES"] = TUNED_MALLOC
-    else:
-        env.pop("GLIBC_TUNABLES", None)
+    env.pop("GLIBC_TUNABLES", None)
+    if tunables or tuned_malloc:
+        env["GLIBC_TUNABLES"] = tunables or TUNED_MALLOC
     res = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=timeout)
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]}

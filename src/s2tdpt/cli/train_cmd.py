@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     if result.is_main:
         print(
             f"test top-1 {result.final_test_top1:.2f}% (best {result.best_test_top1:.2f}% at epoch "
-            f"{result.best_epoch + 1}) · run folder {result.run_dir}"
+            f"{result.best_epoch}) · run folder {result.run_dir}"
         )
     return 0

@@ -74,7 +74,7 @@ class RunDir:
         if not file or not file.exists():
             return
         with open(file, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < epochs_done]
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs_done]  # epochs count from 1
         with open(file, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
             w.writeheader()

@@ -187,7 +187,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         if is_best:
             best_top1, best_epoch = test.top1, epoch
         row = dict(
-            epoch=epoch,
+            epoch=epoch + 1,  # counted from 1, as in train.log
             lr=stats["lr"],
             train_loss=round(stats["loss"], 5),
             train_top1=round(stats["top1"], 3),
@@ -240,7 +240,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         final_test_top1=final_top1,
         final_test_top5=final_top5,
         best_test_top1=best_top1,
-        best_epoch=best_epoch,
+        best_epoch=best_epoch + 1,  # counted from 1, as in train.log and metrics.csv
         epochs=cfg.epochs if not clock else math.ceil(epochs_reached),
         epochs_reached=round(epochs_reached, 3),
         train_seconds=round(train_seconds, 1),
@@ -253,7 +253,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     )
     run.save_final(summary)
     return TrainResult(
-        final_top1, best_top1, best_epoch, summary["epochs"], params, run_path, model, summary, ctx.is_main
+        final_top1, best_top1, best_epoch + 1, summary["epochs"], params, run_path, model, summary, ctx.is_main
     )
 
 

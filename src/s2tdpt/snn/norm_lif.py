@@ -17,6 +17,9 @@ wanted, no hooks on either module (analysis tools that observe them see the modu
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch.nn.modules import module as _module
@@ -25,6 +28,18 @@ from . import compiled
 from .neuron import LIFNode, LIFParams
 
 _FUSABLE_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # and subclasses such as TokenBatchNorm; not SyncBatchNorm
+_enabled = True
+
+
+@contextlib.contextmanager
+def unfused() -> Iterator[None]:
+    """Within this block :func:`norm_lif` runs ``lif(bn(x))`` as written (to measure or test the fused path)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
 
 
 def norm_lif(x: torch.Tensor, bn: nn.Module, lif: nn.Module, timesteps: int | None = None) -> torch.Tensor:
@@ -52,7 +67,8 @@ def _hooked(m: nn.Module) -> bool:
 
 def _fusable(x: torch.Tensor, bn: nn.Module, lif: nn.Module) -> bool:
     return (
-        type(bn) is not nn.SyncBatchNorm
+        _enabled
+        and type(bn) is not nn.SyncBatchNorm
         and isinstance(bn, _FUSABLE_NORMS)
         and bn.training
         and isinstance(lif, LIFNode)

@@ -1,0 +1,82 @@
+"""Where a training step's time goes: ``torch.profiler`` over the fast setting, grouped into kinds of work.
+
+    python benchmarks/profile_step.py [--model s2tdpt_4_384] [--batch-size 64] [--steps 2] [--top 15]
+
+Runs 3 warm-up steps (bf16 autocast, compiled LIF, AdamW), profiles ``--steps`` more and prints self CPU time
+per step: by kind (matrix products and convolutions, generated LIF kernels, BatchNorm, copies, max-pooling,
+everything else) and the ``--top`` operators. Run it under the allocator you want to study
+(the ``s2tdpt`` command's setting: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from s2tdpt import create_model
+from s2tdpt.bench.common import machine
+
+KINDS = {  # first matching prefix wins
+    "matrix products, convolutions": ("aten::mm", "aten::addmm", "aten::bmm", "aten::convolution_backward",
+                                       "aten::mkldnn_convolution"),
+    "generated LIF kernels": ("## Call CompiledFxGraph", "Torch-Compiled Region"),
+    "BatchNorm": ("aten::native_batch_norm",),
+    "copies, dtype conversions": ("aten::copy_", "aten::clone", "aten::contiguous"),
+    "max-pooling": ("aten::max_pool2d",),
+}  # fmt: skip
+
+
+def kind_of(name: str) -> str:
+    return next((k for k, prefixes in KINDS.items() if name.startswith(prefixes)), "everything else")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="s2tdpt_4_384")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--top", type=int, default=15)
+    args = ap.parse_args(argv)
+
+    torch.manual_seed(0)
+    model = create_model(args.model, lif_backend="compiled")
+    cfg = model.config
+    images = torch.randn(args.batch_size, cfg.in_chans, cfg.img_size, cfg.img_size)
+    labels = torch.randint(0, cfg.num_classes, (args.batch_size,))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            step()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    per_step = {e.key: e.self_cpu_time_total / 1e6 / args.steps for e in events}  # seconds
+    total = sum(per_step.values())
+    print(f"Machine: {machine()}; {args.model}, batch {args.batch_size}, bf16, compiled LIF")
+    print(f"self CPU time per training step: {total:.2f} s (profiled, so a little above an unprofiled step)\n")
+    by_kind = collections.Counter()
+    for name, sec in per_step.items():
+        by_kind[kind_of(name)] += sec
+    print("| kind of work | s / step | share |\n|---|---:|---:|")
+    for kind, sec in by_kind.most_common():
+        print(f"| {kind} | {sec:.3f} | {100 * sec / total:.0f} % |")
+    print("\n| operator | s / step |\n|---|---:|")
+    for name, sec in sorted(per_step.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"| {name[:70]} | {sec:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
