@@ -259,3 +259,25 @@ def test_paper_recipe_config_runs_a_few_steps(image_folder, tmp_path):
     assert cfg["aa"] == "rand-m9-n1-mstd0.4-inc1" and cfg["mixup"] == 0.5 and cfg["seed"] == 42
     final = json.loads((run / "final.json").read_text())
     assert final["params"] == 9_317_427  # 4-384 with 3 classes: 9,320,122 − 7 × 385
+
+
+def test_resume_truncates_metrics_counted_from_1_and_renumbers_older_files(tmp_path):
+    from s2tdpt.engine.run import METRIC_COLUMNS, RunDir
+
+    def write(epochs):
+        with open(tmp_path / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
+            w.writeheader()
+            w.writerows({"epoch": e, "lr": 0.1} for e in epochs)
+
+    def epochs():
+        with open(tmp_path / "metrics.csv", newline="") as f:
+            return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+    run = RunDir(tmp_path)
+    write([1, 2, 3])  # epoch 3 was logged, then the process died before its checkpoint
+    run.truncate_metrics(2)
+    assert epochs() == [1, 2]
+    write([0, 1, 2])  # a file written when epochs counted from 0
+    run.truncate_metrics(2)
+    assert epochs() == [1, 2]

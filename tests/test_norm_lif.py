@@ -137,3 +137,65 @@ def test_fused_and_unfused_model_agree_under_bf16_autocast():
     assert loss_f == loss_u  # identical forward
     flat_f, flat_u = torch.cat([g.flatten() for g in grads_f]), torch.cat([g.flatten() for g in grads_u])
     assert flat_u.norm() > 0 and (flat_f - flat_u).norm() <= 2e-2 * flat_u.norm()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(affine=False), dict(momentum=None), dict(track_running_stats=False), dict(frozen=True)],
+    ids=["no-affine", "cumulative-average", "no-running-stats", "frozen-affine"],
+)
+def test_norm_lif_follows_batchnorm_options(options):
+    torch.manual_seed(0)
+    frozen = options.pop("frozen", False)
+    bn_ref = TokenBatchNorm(16, **options)
+    if frozen:
+        bn_ref.requires_grad_(False)
+    bn_fused = copy.deepcopy(bn_ref)
+    lif = LIFNode(backend="compiled")
+    x0, w = 2 * torch.randn(T, B, 10, 16) + 0.5, torch.randn(T, B, 10, 16)
+    for _ in range(2):  # two steps: the cumulative average depends on num_batches_tracked
+        outs = []
+        for bn, fused in ((bn_ref, False), (bn_fused, True)):
+            x = x0.clone().requires_grad_()
+            s = norm_lif(x, bn, lif) if fused else lif(bn(x))
+            (s * w).sum().backward()
+            outs.append((s, x.grad))
+        (s_ref, gx_ref), (s_f, gx_f) = outs
+        assert torch.equal(s_f, s_ref)
+        torch.testing.assert_close(gx_f, gx_ref, rtol=1e-4, atol=1e-6)
+    for (name, a), b in zip(bn_fused.state_dict().items(), bn_ref.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(bn_fused.parameters(), bn_ref.parameters(), strict=True):
+        assert (a.grad is None) == frozen and (frozen or torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6))
+
+
+def test_backward_hooks_and_other_batchnorms_run_the_modules_as_written():
+    torch.manual_seed(0)
+    lif = LIFNode(backend="compiled")
+    x = torch.randn(T, B, 10, 16, requires_grad=True)
+    bn = TokenBatchNorm(16)
+    bn.register_full_backward_hook(lambda m, gi, go: None)
+    assert type(norm_lif(x, bn, lif).grad_fn).__name__ != "_NormLIFBackward"
+    plain = nn.BatchNorm1d(16)  # normalises dim 1 of [N, C, L], not the token layout's last dim
+    assert type(norm_lif(x.reshape(-1, 16, 1), plain, lif).grad_fn).__name__ != "_NormLIFBackward"
+
+
+def test_tokenizer_with_fused_stages_equals_its_stages_run_in_sequence():
+    """The tokenizer pairs each stage's BN with the *next* stage's LIF; the stage modules run in order must agree."""
+    torch.manual_seed(0)
+    model = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
+    sps = model.patch_embed
+    img = torch.randn(3, 3, 32, 32)
+    reference = copy.deepcopy(sps)
+    fused_calls = []
+    original = norm_lif_module._NormLIF.apply
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(norm_lif_module._NormLIF, "apply", lambda *a: fused_calls.append(1) or original(*a))
+        tokens = sps(img)
+    assert len(fused_calls) == 3  # BN of stages 1–3 with the LIF of stages 2–4
+    z0 = reference.stem_bn(reference.stem_conv(img))
+    x = reference.stages(z0.unsqueeze(0).expand(reference.timesteps, *z0.shape))
+    expected = x.flatten(3).transpose(2, 3)
+    assert torch.equal(tokens, expected)
+    for a, b in zip(sps.buffers(), reference.buffers(), strict=True):
+        assert torch.equal(a, b)

@@ -50,11 +50,11 @@ class ProjectedAttention(nn.Module):
     def project(self, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``U [T, B, N, D]`` → the branch heads, each ``[T, B, H, N, D_H]`` (views, no copy)."""
         t, b, n, _ = u.shape
-        x = self.qkv(self.in_lif(u))
+        x = self.qkv(self.in_lif(u))  # [T, B, N, n_branches·D]
         if type(self).activate is ProjectedAttention.activate:
             x = norm_lif(x, self.qkv_bn, self.qkv_lif)  # qkv_lif(qkv_bn(x)), slopes not stored in training
         else:
-            x = self.activate(self.qkv_bn(x))  # [T, B, N, n_branches·D]
+            x = self.activate(self.qkv_bn(x))  # spikes [T, B, N, n_branches·D]
         x = x.view(t, b, n, len(self.branches), self.num_heads, self.head_dim)
         return tuple(x.permute(3, 0, 1, 4, 2, 5))  # n_branches × [T, B, H, N, D_H]
 

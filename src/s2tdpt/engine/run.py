@@ -74,7 +74,10 @@ class RunDir:
         if not file or not file.exists():
             return
         with open(file, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs_done]  # epochs count from 1
+            rows = list(csv.DictReader(f))
+        if rows and int(rows[0]["epoch"]) == 0:  # written before epochs counted from 1: renumber
+            rows = [dict(r, epoch=int(r["epoch"]) + 1) for r in rows]
+        rows = [r for r in rows if int(r["epoch"]) <= epochs_done]
         with open(file, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
             w.writeheader()

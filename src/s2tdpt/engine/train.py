@@ -141,6 +141,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     else:
         criterion = nn.CrossEntropyLoss()
 
+    # `epoch`, `best_epoch` count from 0 here (best_epoch also in checkpoints); metrics.csv, final.json, log: from 1
     start_epoch, best_top1, best_epoch, train_seconds = 0, -1.0, -1, 0.0
     if ckpt:
         if ckpt["model_config"] != model_cfg.to_dict():

@@ -32,7 +32,8 @@ class _SpikingConv(nn.Module):
     """``BN(Conv(MP?(SN(x))))`` on ``[T, B, C, H, W]`` (Eq. 11 without pooling, Eq. 12 with).
 
     :class:`SpikingPatchSplitting` runs a stage's BN together with the next stage's LIF (:func:`norm_lif`), so it
-    calls :meth:`conv_spikes` rather than ``forward``; both compute the same function.
+    calls :meth:`conv_spikes` rather than ``forward`` (the same function; hooks on a stage module itself do not
+    fire, hooks on its LIF, conv or BN do).
     """
 
     bn_pairs = (("conv", "bn"),)  # foldable for inference (engine.fast.fold_batchnorm)
@@ -88,10 +89,11 @@ class SpikingPatchSplitting(nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         z0 = self.stem_bn(self.stem_conv(img))  # [B, D/8, H, W], real-valued, identical at every step
         x = z0.unsqueeze(0).expand(self.timesteps, *z0.shape)  # [T, B, D/8, H, W] (a view)
-        s = self.stages[0].lif(x)  # [T, B, D/8, H, W] spikes
-        for stage, following in zip(self.stages[:-1], self.stages[1:], strict=True):
+        stages = list(self.stages)
+        s = stages[0].lif(x)  # [T, B, D/8, H, W] spikes
+        for stage, following in zip(stages[:-1], stages[1:], strict=True):
             # this stage's BN and the next stage's LIF as one step (slopes not stored in training)
             s = norm_lif(stage.conv_spikes(s), stage.bn, following.lif, self.timesteps)
-        last = self.stages[-1]
+        last = stages[-1]
         x = last.bn(last.conv_spikes(s)).unflatten(0, (self.timesteps, -1))  # [T, B, D, H', W']
         return x.flatten(3).transpose(2, 3).contiguous()  # [T, B, N, D] (Eq. 13)

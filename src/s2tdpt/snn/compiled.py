@@ -6,6 +6,9 @@ function that Inductor fuses into a single loop per element: the forward reads t
 spikes and the surrogate slope σ'(H − V_th) (kept for backward, in bf16 when the input is bf16, else float32);
 the backward reads the incoming gradient, the slope and the spikes once and writes the input gradient.
 
+:func:`norm_backward` is the backward of a LIF that follows a BatchNorm (:mod:`.norm_lif`): it recomputes the
+membrane from BN's input instead of reading stored slopes.
+
 Same dynamics as the reference (hard, detached reset; the membrane in float32). Spikes agree with the reference
 loop; gradients agree to rounding (float32) or to bf16 precision of the stored slope (tested). Requires a
 working ``torch.compile`` (a C++ compiler on the CPU); :func:`available` says whether it does, and
@@ -76,8 +79,8 @@ def _norm_backward(
     beta: float,
     decay_input: bool,
 ):
-    """Backward of ``LIF(x·scale + shift)`` without stored slopes: the membrane is recomputed from the normalised
-    input ``x`` ([T, ...], BN's input), exactly as :func:`_forward` computed it (y rounded to x's dtype as BN's
+    """Backward of ``LIF(x·scale + shift)`` without stored slopes: the membrane is recomputed from BN's input ``x``
+    ([T, ...], before normalisation), exactly as :func:`_forward` computed it (y rounded to x's dtype as BN's
     output was; slopes rounded as :func:`_forward` stores them), then the same pass back in time as
     :func:`_backward`. Returns dL/dy in x's dtype."""
     store = torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
@@ -135,6 +138,8 @@ def available(device_type: str = "cpu") -> bool:
         x = torch.randn(2, 3, 5, device=device_type)
         s, sl = fwd(x, 0.0, 2.0, 1.0, 4.0, 0.5, True)
         bwd(torch.ones_like(s), sl, s, 2.0, 0.5, True)
+        one = torch.ones(5, device=device_type)
+        _norm_backward_kernel()(torch.ones_like(s), x, one, 0 * one, s, 0.0, 2.0, 1.0, 4.0, 0.5, True)
         return True
     except Exception as e:  # no compiler, unsupported platform, ...
         log.warning(f"compiled LIF unavailable on {device_type} ({type(e).__name__}: {e}); using the eager fused LIF")

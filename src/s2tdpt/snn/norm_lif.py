@@ -1,18 +1,20 @@
 """``LIF(BatchNorm(x))`` in training without storing the neuron's surrogate slopes (``norm_lif``).
 
-Every spiking layer of the model ends in BatchNorm, and most BNs feed a LIF. Autograd through the two modules
-keeps BN's input ``x`` (for BN's backward) *and* the LIF's slopes σ'(H − V_th) (for the LIF's backward): two
-tensors of the layer's size. The slopes are a cheap function of ``x`` and BN's batch statistics, so
-:class:`_NormLIF` keeps only ``x``, the statistics and the spikes, and recomputes the membrane in backward inside
-the same generated kernel that runs the LIF's backward (:func:`~s2tdpt.snn.compiled.norm_backward`). That is one
-fewer tensor per neuron layer (~0.5 GiB at batch 64 for ``s2tdpt_4_384``) for no extra pass over memory.
+Where a BatchNorm feeds a LIF (in S²TDPT: the QKV projection's BN, the MLP's first BN, and the BN of tokenizer
+stages 1–3, each with the next stage's LIF), autograd through the two modules keeps BN's input ``x`` (for BN's
+backward) *and* the LIF's slopes σ'(H − V_th) (for the LIF's backward): two tensors of the layer's size. The slopes
+are a cheap function of ``x`` and BN's batch statistics, so :class:`_NormLIF` keeps only ``x``, the statistics and
+the spikes, and recomputes the membrane in backward inside the same generated kernel that runs the LIF's backward
+(:func:`~s2tdpt.snn.compiled.norm_backward`): 0.52 GiB fewer saved activations at batch 64 for ``s2tdpt_4_384``
+(``benchmarks/memory.py``), for no extra pass over memory.
 
-The forward is the reference's own operations (``torch.native_batch_norm``, which ``nn.BatchNorm*`` calls on
-these inputs, with the same running-statistics update, then the compiled LIF), so outputs and running
-statistics are identical; gradients agree with ``lif(bn(x))`` to rounding (tested). The fused path is taken only
-where it is the same function — a training-mode BatchNorm1d/2d, a LIF with the compiled backend, gradients
-wanted, no hooks on either module (analysis tools that observe them see the modules run as written) — and
-:func:`norm_lif` runs ``lif(bn(x))`` everywhere else.
+The forward is the reference's own operations on the CPU (``torch.native_batch_norm``, which ``nn.BatchNorm*``
+calls there, with the same running-statistics update, then the compiled LIF), so outputs and running statistics
+are identical (on CUDA ``nn.BatchNorm`` may use cuDNN instead: equal to rounding); gradients agree with
+``lif(bn(x))`` to rounding (tested). The fused path is taken only where it is the same function — a training-mode
+``TokenBatchNorm`` (token layout) or ``BatchNorm2d`` (``[T·B, C, H, W]``), a ``LIFNode`` with the compiled backend,
+gradients wanted, on CPU or CUDA, and no hooks or replaced ``forward`` on either module (so analysis tools that
+observe them see the modules run as written) — and :func:`norm_lif` runs ``lif(bn(x))`` everywhere else.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
+from ..layers.norm import TokenBatchNorm
 from . import compiled
 from .neuron import LIFNode, LIFParams
 
-_FUSABLE_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)  # and subclasses such as TokenBatchNorm; not SyncBatchNorm
 _enabled = True
 
 
@@ -53,30 +55,46 @@ def norm_lif(x: torch.Tensor, bn: nn.Module, lif: nn.Module, timesteps: int | No
     Returns:
         spikes ``[T, B, N, C]`` or ``[T, B, C, H, W]``.
     """
-    if not _fusable(x, bn, lif):
+    if not _fusable(x, bn, lif, timesteps):
         y = bn(x)
         return lif(y if timesteps is None else y.unflatten(0, (timesteps, -1)))
     return _NormLIF.apply(x, bn.weight, bn.bias, bn, lif.p, timesteps)
 
 
 def _hooked(m: nn.Module) -> bool:
+    """Whether anything observes or replaces the module's call (hooks, an instance-level ``forward``)."""
     return bool(
-        m._forward_hooks or m._forward_pre_hooks or _module._global_forward_hooks or _module._global_forward_pre_hooks
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or m._backward_pre_hooks
+        or _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+        or "forward" in m.__dict__
     )
 
 
-def _fusable(x: torch.Tensor, bn: nn.Module, lif: nn.Module) -> bool:
+def _fusable(x: torch.Tensor, bn: nn.Module, lif: nn.Module, timesteps: int | None) -> bool:
+    # the BN must compute what _NormLIF computes: TokenBatchNorm over the last dim, or BatchNorm2d over dim 1
+    if timesteps is None:
+        layout_ok = type(bn).forward is TokenBatchNorm.forward
+    else:
+        layout_ok = type(bn).forward is nn.BatchNorm2d.forward and isinstance(bn, nn.BatchNorm2d) and x.dim() == 4
+    channels = x.shape[-1] if timesteps is None else (x.shape[1] if x.dim() > 1 else 0)
     return (
         _enabled
-        and type(bn) is not nn.SyncBatchNorm
-        and isinstance(bn, _FUSABLE_NORMS)
+        and layout_ok
         and bn.training
-        and isinstance(lif, LIFNode)
+        and x.numel() > max(channels, 1)  # BN in training needs more than one value per channel (nn raises)
+        and type(lif).forward is LIFNode.forward
         and lif.backend == "compiled"
         and lif.p.detach_reset
         and torch.is_grad_enabled()
         and x.requires_grad
         and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+        and x.device.type in ("cpu", "cuda")
         and not (_hooked(bn) or _hooked(lif))
         and compiled.available(x.device.type)
     )
@@ -97,8 +115,16 @@ class _NormLIF(torch.autograd.Function):
         c = x.shape[-1] if timesteps is None else x.shape[1]
         x_bn = x.reshape(-1, c) if timesteps is None else x  # [M, C] or [T·B, C, H, W]: channels in dim 1
         bn._check_input_dim(x_bn)
+        tracked = bn.track_running_stats  # as _BatchNorm.forward: no running statistics passed when not tracking
         y, mean, invstd = torch.native_batch_norm(
-            x_bn, weight, bias, bn.running_mean, bn.running_var, True, _momentum(bn), bn.eps
+            x_bn,
+            weight,
+            bias,
+            bn.running_mean if tracked else None,
+            bn.running_var if tracked else None,
+            True,
+            _momentum(bn),
+            bn.eps,
         )
         y_seq = y.view(x.shape) if timesteps is None else y.unflatten(0, (timesteps, -1))
         spikes = compiled.spikes_only(y_seq, p)  # [T, ...]
