@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from s2tdpt.bench.common import machine, run_worker, time_median
+from s2tdpt.bench.common import TrainingStep, machine, run_worker, time_median
 
 POOL_SHAPES = [(128, 32, 28, 28), (128, 64, 14, 14), (256, 192, 32, 32), (256, 384, 16, 16)]  # [T·B, C, H, W]
 
@@ -73,23 +73,10 @@ def inference_worker(variant: str) -> dict:
 def training_worker(variant: str) -> dict:
     import torch
 
-    from s2tdpt import create_model
-
-    torch.manual_seed(0)
-    model = create_model("s2tdpt_4_384", lif_backend="compiled")
+    bench = TrainingStep("s2tdpt_4_384", 64)
     if variant == "train_channels_last":
-        model.patch_embed.to(memory_format=torch.channels_last)
-    images, labels = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return {"seconds": time_median(step, 3, warmup=2)[0]}
+        bench.model.patch_embed.to(memory_format=torch.channels_last)
+    return {"seconds": time_median(bench.step, 3, warmup=2)[0]}
 
 
 def _run(variant: str, tuned: bool) -> dict:

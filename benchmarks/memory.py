@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from s2tdpt.bench.common import machine, peak_rss_mb, run_worker
+from s2tdpt.bench.common import TrainingStep, machine, peak_rss_mb, run_worker
 from s2tdpt.cli.launch import TUNED_MALLOC
 
 # label -> GLIBC_TUNABLES ("" = glibc's default allocator)
@@ -34,25 +34,12 @@ ALLOCATORS = {
 }
 
 
-def _setup(model_name: str, batch: int):
-    import torch
-
-    from s2tdpt import create_model
-
-    torch.manual_seed(0)
-    model = create_model(model_name, lif_backend="compiled")
-    cfg = model.config
-    images = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
-    labels = torch.randint(0, cfg.num_classes, (batch,))
-    return model, images, labels
-
-
 def saved_tensors(model_name: str, batch: int) -> dict:
     import torch
 
     from s2tdpt.snn import norm_lif
 
-    model, images, _ = _setup(model_name, batch)
+    bench = TrainingStep(model_name, batch)
     result = {}
     for label in ("fused", "unfused"):
         storages = {}
@@ -66,8 +53,7 @@ def saved_tensors(model_name: str, batch: int) -> dict:
 
         with norm_lif.unfused() if label == "unfused" else contextlib.nullcontext():
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    model(images)
+                bench.loss()
         kinds = collections.Counter()
         for nbytes, dtype, binary in storages.values():
             kinds[f"{dtype}{' 0/1' if binary else ''}"] += nbytes
@@ -81,10 +67,8 @@ def _rss_gib() -> float:
 
 
 def phases(model_name: str, batch: int, steps: int) -> dict:
-    import torch
 
-    model, images, labels = _setup(model_name, batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    bench = TrainingStep(model_name, batch)
     phase, peaks, stop = ["start"], collections.defaultdict(float), threading.Event()
 
     def sample():
@@ -98,13 +82,12 @@ def phases(model_name: str, batch: int, steps: int) -> dict:
     for step in range(steps):
         t0 = time.perf_counter()
         phase[0] = f"forward {step + 1}"
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+        loss = bench.loss()
         phase[0] = f"backward {step + 1}"
-        opt.zero_grad(set_to_none=True)
+        bench.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         phase[0] = f"step {step + 1}"
-        opt.step()
+        bench.optimizer.step()
         times.append(time.perf_counter() - t0)
     stop.set()
     sampler.join()

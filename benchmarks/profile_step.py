@@ -14,11 +14,9 @@ import argparse
 import collections
 import sys
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
-from s2tdpt import create_model
-from s2tdpt.bench.common import machine
+from s2tdpt.bench.common import TrainingStep, machine
 
 KINDS = {  # first matching prefix wins
     "matrix products, convolutions": ("aten::mm", "aten::addmm", "aten::bmm", "aten::convolution_backward",
@@ -42,25 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args(argv)
 
-    torch.manual_seed(0)
-    model = create_model(args.model, lif_backend="compiled")
-    cfg = model.config
-    images = torch.randn(args.batch_size, cfg.in_chans, cfg.img_size, cfg.img_size)
-    labels = torch.randint(0, cfg.num_classes, (args.batch_size,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    bench = TrainingStep(args.model, args.batch_size)
     for _ in range(3):
-        step()
+        bench.step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
-            step()
+            bench.step()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     per_step = {e.key: e.self_cpu_time_total / 1e6 / args.steps for e in events}  # seconds
     total = sum(per_step.values())

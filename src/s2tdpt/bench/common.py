@@ -72,3 +72,35 @@ def run_worker(argv: list[str], tuned_malloc: bool, timeout: float = 900, tunabl
     if res.returncode != 0:
         return {"error": (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]}
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+class TrainingStep:
+    """A seeded model with random images and labels of its input size and AdamW: the benchmarks' training step.
+
+    ``loss()`` is the forward under bf16 autocast, ``step()`` a whole step (forward, backward, optimiser); scripts
+    that time the phases separately call ``loss()``, ``backward`` and ``optimizer.step()`` themselves.
+    """
+
+    def __init__(self, model_name: str, batch: int, lif_backend: str = "compiled") -> None:
+        import torch
+
+        from s2tdpt import create_model
+
+        torch.manual_seed(0)
+        self.model = create_model(model_name, lif_backend=lif_backend)
+        cfg = self.model.config
+        self.images = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
+        self.labels = torch.randint(0, cfg.num_classes, (batch,))
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+
+    def loss(self):
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch.nn.functional.cross_entropy(self.model(self.images).float(), self.labels)
+
+    def step(self) -> None:
+        loss = self.loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
