@@ -39,7 +39,7 @@ class A2OS2A(ProjectedAttention):
         self.attn_lif = neuron(v_threshold=attn_v_threshold)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = x.chunk(3, dim=-1)  # [T, B, N, D] each
+        q, k, v = self.qkv_bn(x).chunk(3, dim=-1)  # [T, B, N, D] each
         return torch.cat([self.qkv_lif(q), self.k_act(k), self.v_lif(v)], dim=-1)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
     U ─ in_lif ─► S̃ ─ Linear (no bias) ─ BN ─ branch neurons ─► Q, K, V heads ─ mix ─► [T, B, H, N, D_H]
       ─ merge heads ─ Linear (bias) ─ BN ─► S'                                         (added to U by the block)
 
-Subclasses choose the branches (``("q", "k", "v")`` or ``("q", "k")``), the neurons on them
+Subclasses choose the branches (``("q", "k", "v")`` or ``("q", "k")``), the BN and neurons on them
 (:meth:`activate`) and the mechanism (:meth:`mix`). The projections of all branches run as one matrix multiply
 with per-channel BN and neurons — the same function and parameter count as separate ones.
 """
@@ -40,8 +40,11 @@ class ProjectedAttention(nn.Module):
         self.proj_bn = TokenBatchNorm(dim)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
-        """Neurons on the normalised projections ``[T, B, N, n_branches·D]``; default: one LIF over all."""
-        return self.qkv_lif(x)
+        """Projections ``[T, B, N, n_branches·D]`` before BN → normalised and spiking (or activated) branches.
+
+        Default: ``qkv_lif(qkv_bn(x))``, run by :func:`norm_lif` (slopes not stored in training).
+        """
+        return norm_lif(x, self.qkv_bn, self.qkv_lif)
 
     def mix(self, *heads: torch.Tensor) -> torch.Tensor:
         """The mechanism: branch heads ``[T, B, H, N, D_H]`` each → ``[T, B, H, N, D_H]``."""
@@ -50,11 +53,7 @@ class ProjectedAttention(nn.Module):
     def project(self, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``U [T, B, N, D]`` → the branch heads, each ``[T, B, H, N, D_H]`` (views, no copy)."""
         t, b, n, _ = u.shape
-        x = self.qkv(self.in_lif(u))  # [T, B, N, n_branches·D]
-        if type(self).activate is ProjectedAttention.activate:
-            x = norm_lif(x, self.qkv_bn, self.qkv_lif)  # qkv_lif(qkv_bn(x)), slopes not stored in training
-        else:
-            x = self.activate(self.qkv_bn(x))  # spikes [T, B, N, n_branches·D]
+        x = self.activate(self.qkv(self.in_lif(u)))  # [T, B, N, n_branches·D]
         x = x.view(t, b, n, len(self.branches), self.num_heads, self.head_dim)
         return tuple(x.permute(3, 0, 1, 4, 2, 5))  # n_branches × [T, B, H, N, D_H]
 

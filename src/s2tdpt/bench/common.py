@@ -77,11 +77,12 @@ def run_worker(argv: list[str], tuned_malloc: bool, timeout: float = 900, tunabl
 class TrainingStep:
     """A seeded model with random images and labels of its input size and AdamW: the benchmarks' training step.
 
-    ``loss()`` is the forward under bf16 autocast, ``step()`` a whole step (forward, backward, optimiser); scripts
-    that time the phases separately call ``loss()``, ``backward`` and ``optimizer.step()`` themselves.
+    ``loss()`` is the forward (under bf16 autocast unless ``amp=False``), ``step()`` a whole step (forward,
+    backward, optimiser); scripts that time the phases separately call ``loss()``, ``backward`` and
+    ``optimizer.step()`` themselves.
     """
 
-    def __init__(self, model_name: str, batch: int, lif_backend: str = "compiled") -> None:
+    def __init__(self, model_name: str, batch: int, lif_backend: str = "compiled", amp: bool = True) -> None:
         import torch
 
         from s2tdpt import create_model
@@ -92,11 +93,12 @@ class TrainingStep:
         self.images = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
         self.labels = torch.randint(0, cfg.num_classes, (batch,))
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.amp = amp
 
     def loss(self):
         import torch
 
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp):
             return torch.nn.functional.cross_entropy(self.model(self.images).float(), self.labels)
 
     def step(self) -> None:

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from .common import machine, peak_rss_mb, run_worker, time_median
+from .common import TrainingStep, machine, peak_rss_mb, run_worker, time_median
 
 # name -> settings; "reference" is plain eager fp32 with the readable LIF loop, "fast" what `s2tdpt train` / `eval`
 # use by default on this machine (compiled LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last)
@@ -66,40 +66,27 @@ def model_macs(model, images) -> int:
 def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> dict:
     import torch
 
-    from s2tdpt import create_model
     from s2tdpt.engine.fast import prepare_inference
 
     s = CONFIGS[config]
-    torch.manual_seed(0)
-    model = create_model(model_name, lif_backend=s["lif_backend"])
-    cfg = model.config
-    images = torch.randn(batch, cfg.in_chans, cfg.img_size, cfg.img_size)
-    labels = torch.randint(0, cfg.num_classes, (batch,))
+    amp = s["amp"] == "bf16"
+    bench = TrainingStep(model_name, batch, lif_backend=s["lif_backend"], amp=amp)
     # every conv / linear of one forward, T·B sequences (the stem runs once per image); counted on one image in
     # fp32 and scaled, so that no extra full-batch forward inflates the memory peak measured below
-    per_step_macs = model_macs(model, images[:1]) * batch
-    if mode == "infer" and s["fold_bn"]:
-        model = prepare_inference(model)
-    dtype = torch.bfloat16 if s["amp"] == "bf16" else None
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def train_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    @torch.no_grad()
-    def infer_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            model(images)
-
+    per_step_macs = model_macs(bench.model, bench.images[:1]) * batch
     if mode == "train":
-        model.train()
-        fn, flops = train_step, 6 * per_step_macs
+        bench.model.train()
+        fn, flops = bench.step, 6 * per_step_macs
     else:
-        model.eval()
+        model = prepare_inference(bench.model) if s["fold_bn"] else bench.model.eval()
+        images = bench.images
+        del bench  # the unfolded model and its optimiser would count in the inference peak
+
+        @torch.no_grad()
+        def infer_step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                model(images)
+
         fn, flops = infer_step, 2 * per_step_macs
     med, times = time_median(fn, steps, warmup=2)  # warm-up includes compilation, where enabled
     return dict(seconds=med, times=times, images_per_s=batch / med, flops=flops, flop_s=flops / med,

@@ -27,18 +27,35 @@ log = logging.getLogger("s2tdpt")
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
+def _charge(x, v, v_reset: float, tau: float, decay_input: bool):
+    """Membrane H_t from the input X_t (float32) and the state V_{t-1}."""
+    return (x + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else x + v
+
+
+def _after_spike(fired, h, v_reset: float, beta: float, decay_input: bool):
+    """State V_t: hard reset where the neuron fired, else H_t (``decay_input``) or β·H_t (``paper``)."""
+    return torch.where(fired, torch.full_like(h, v_reset), h if decay_input else beta * h)
+
+
+def _slope(h, v_th: float, alpha: float, store: torch.dtype):
+    """Surrogate derivative σ'(H − V_th)·α, rounded to the dtype it is kept in."""
+    sig = torch.sigmoid((h - v_th) * alpha)
+    return (sig * (1.0 - sig) * alpha).to(store)
+
+
+def _slope_dtype(x_seq) -> torch.dtype:
+    return torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
+
+
 def _forward(x_seq, v_reset: float, tau: float, v_th: float, alpha: float, beta: float, decay_input: bool):
-    store = torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
     v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
     spikes, slopes = [], []
     for t in range(x_seq.shape[0]):
-        x = x_seq[t].float()
-        h = (x + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else x + v
+        h = _charge(x_seq[t].float(), v, v_reset, tau, decay_input)
         fired = h >= v_th
-        sig = torch.sigmoid((h - v_th) * alpha)
-        slopes.append((sig * (1.0 - sig) * alpha).to(store))
+        slopes.append(_slope(h, v_th, alpha, _slope_dtype(x_seq)))
         spikes.append(fired.to(x_seq.dtype))
-        v = torch.where(fired, torch.full_like(h, v_reset), h if decay_input else beta * h)
+        v = _after_spike(fired, h, v_reset, beta, decay_input)
     return torch.stack(spikes), torch.stack(slopes)
 
 
@@ -47,15 +64,15 @@ def _spikes_only(x_seq, v_reset: float, tau: float, v_th: float, beta: float, de
     v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
     spikes = []
     for t in range(x_seq.shape[0]):
-        x = x_seq[t].float()
-        h = (x + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else x + v
+        h = _charge(x_seq[t].float(), v, v_reset, tau, decay_input)
         fired = h >= v_th
         spikes.append(fired.to(x_seq.dtype))
-        v = torch.where(fired, torch.full_like(h, v_reset), h if decay_input else beta * h)
+        v = _after_spike(fired, h, v_reset, beta, decay_input)
     return torch.stack(spikes)
 
 
 def _backward(grad_s, slopes, spikes, tau: float, beta: float, decay_input: bool):
+    """dL/dX through time; ``slopes[t]`` indexes a stored [T, ...] tensor or a list of recomputed ones."""
     grad_v = torch.zeros_like(grad_s[0], dtype=torch.float32)
     grads = []
     for t in range(grad_s.shape[0] - 1, -1, -1):
@@ -79,27 +96,17 @@ def _norm_backward(
     beta: float,
     decay_input: bool,
 ):
-    """Backward of ``LIF(x·scale + shift)`` without stored slopes: the membrane is recomputed from BN's input ``x``
-    ([T, ...], before normalisation), exactly as :func:`_forward` computed it (y rounded to x's dtype as BN's
-    output was; slopes rounded as :func:`_forward` stores them), then the same pass back in time as
-    :func:`_backward`. Returns dL/dy in x's dtype."""
-    store = torch.bfloat16 if x_seq.dtype in (torch.bfloat16, torch.float16) else torch.float32
+    """Backward of ``LIF(x·scale + shift)`` without stored slopes: the slopes are recomputed from BN's input ``x``
+    ([T, ...], before normalisation) as :func:`_forward` computed them (y rounded to x's dtype as BN's output was;
+    the reset from the forward's spikes), then :func:`_backward` — one generated kernel. Returns dL/dy."""
     v = torch.zeros_like(x_seq[0], dtype=torch.float32) + v_reset
     slopes = []
     for t in range(x_seq.shape[0]):
         y = (x_seq[t].float() * scale + shift).to(x_seq.dtype).float()
-        h = (y + v_reset) / tau + v * (1.0 - 1.0 / tau) if decay_input else y + v
-        sig = torch.sigmoid((h - v_th) * alpha)
-        slopes.append((sig * (1.0 - sig) * alpha).to(store).float())
-        v = torch.where(spikes[t] > 0, torch.full_like(h, v_reset), h if decay_input else beta * h)
-    grad_v = torch.zeros_like(grad_s[0], dtype=torch.float32)
-    grads = []
-    for t in range(x_seq.shape[0] - 1, -1, -1):
-        keep = 1.0 - spikes[t].float()
-        g = grad_s[t].float() * slopes[t] + grad_v * (keep if decay_input else keep * beta)
-        grads.append(g / tau if decay_input else g)
-        grad_v = g * (1.0 - 1.0 / tau) if decay_input else g
-    return torch.stack(grads[::-1]).to(x_seq.dtype)
+        h = _charge(y, v, v_reset, tau, decay_input)
+        slopes.append(_slope(h, v_th, alpha, _slope_dtype(x_seq)))
+        v = _after_spike(spikes[t] > 0, h, v_reset, beta, decay_input)
+    return _backward(grad_s, slopes, spikes, tau, beta, decay_input)  # a list: stacking would write it to memory
 
 
 @functools.cache

@@ -109,11 +109,15 @@ def _momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
     return momentum
 
 
+def _bn_layout(x: torch.Tensor, timesteps: int | None) -> torch.Tensor:
+    """``x`` as BN sees it, channels in dim 1: tokens ``[T, B, N, C]`` → ``[M, C]``; ``[T·B, C, H, W]`` as is."""
+    return x.reshape(-1, x.shape[-1]) if timesteps is None else x
+
+
 class _NormLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, bn, p: LIFParams, timesteps: int | None):
-        c = x.shape[-1] if timesteps is None else x.shape[1]
-        x_bn = x.reshape(-1, c) if timesteps is None else x  # [M, C] or [T·B, C, H, W]: channels in dim 1
+        x_bn = _bn_layout(x, timesteps)
         bn._check_input_dim(x_bn)
         tracked = bn.track_running_stats  # as _BatchNorm.forward: no running statistics passed when not tracking
         y, mean, invstd = torch.native_batch_norm(
@@ -137,7 +141,8 @@ class _NormLIF(torch.autograd.Function):
     def backward(ctx, grad_s):
         x, weight, bias, mean, invstd, spikes = ctx.saved_tensors
         timesteps = ctx.timesteps
-        c = x.shape[-1] if timesteps is None else x.shape[1]
+        x_bn = _bn_layout(x, timesteps)
+        c = x_bn.shape[1]
         # BN's affine map per channel as the CPU kernel applies it, y = x·a + (b − mean·a) with a = invstd·w (the
         # kernel's fused multiply-adds are emulated in float64 for the per-channel shift only; the recomputed y
         # of the elementwise pass can differ from BN's by one unit in the last place, which only touches slopes)
@@ -149,7 +154,6 @@ class _NormLIF(torch.autograd.Function):
         else:
             x_seq, view = x.unflatten(0, (timesteps, -1)), (c,) + (1,) * (x.dim() - 2)
         grad_y = compiled.norm_backward(grad_s.contiguous(), x_seq, scale.view(view), shift.view(view), spikes, ctx.p)
-        x_bn = x.reshape(-1, c) if timesteps is None else x
         grad_y_bn = grad_y.reshape(x_bn.shape)
         need = ctx.needs_input_grad
         gx, gw, gb = torch.ops.aten.native_batch_norm_backward(
