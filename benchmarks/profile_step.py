@@ -1,10 +1,11 @@
-"""Where a training step's time goes: ``torch.profiler`` over the fast setting, grouped into kinds of work.
+"""Where a training step's (or inference batch's) time goes: ``torch.profiler`` over the fast setting, by kind of work.
 
-    python benchmarks/profile_step.py [--model s2tdpt_4_384] [--batch-size 64] [--steps 2] [--top 15]
+    python benchmarks/profile_step.py [--mode train|infer] [--model s2tdpt_4_384] [--batch-size 64] [--steps 2]
 
-Runs 3 warm-up steps (bf16 autocast, compiled LIF, AdamW), profiles ``--steps`` more and prints self CPU time
-per step: by kind (matrix products and convolutions, generated LIF kernels, BatchNorm, copies, max-pooling,
-everything else) and the ``--top`` operators. Run it under the allocator you want to study
+Runs 3 warm-up steps (bf16 autocast, compiled LIF; training with AdamW, inference on the model prepared as
+``s2tdpt eval`` does: BatchNorm folded, convs channels-last, no gradients), profiles ``--steps`` more and prints
+self CPU time per step: by kind (matrix products and convolutions, generated LIF kernels, BatchNorm, copies,
+max-pooling, everything else) and the ``--top`` operators. Run it under the allocator you want to study
 (the ``s2tdpt`` command's setting: ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736``).
 """
 
@@ -14,9 +15,11 @@ import argparse
 import collections
 import sys
 
+import torch
 from torch.profiler import ProfilerActivity, profile
 
 from s2tdpt.bench.common import TrainingStep, machine
+from s2tdpt.engine.fast import prepare_inference
 
 KINDS = {  # first matching prefix wins
     "matrix products, convolutions": ("aten::mm", "aten::addmm", "aten::bmm", "aten::convolution_backward",
@@ -34,6 +37,7 @@ def kind_of(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["train", "infer"], default="train")
     ap.add_argument("--model", default="s2tdpt_4_384")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=2)
@@ -41,16 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     bench = TrainingStep(args.model, args.batch_size)
+    step = bench.step
+    if args.mode == "infer":
+        model, images = prepare_inference(bench.model), bench.images
+        del bench
+
+        @torch.no_grad()
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(images)
+
     for _ in range(3):
-        bench.step()
+        step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
-            bench.step()
+            step()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     per_step = {e.key: e.self_cpu_time_total / 1e6 / args.steps for e in events}  # seconds
     total = sum(per_step.values())
     print(f"Machine: {machine()}; {args.model}, batch {args.batch_size}, bf16, compiled LIF")
-    print(f"self CPU time per training step: {total:.2f} s (profiled, so a little above an unprofiled step)\n")
+    what = "training step" if args.mode == "train" else "inference batch"
+    print(f"self CPU time per {what}: {total:.2f} s (profiled, so a little above an unprofiled step)\n")
     by_kind = collections.Counter()
     for name, sec in per_step.items():
         by_kind[kind_of(name)] += sec

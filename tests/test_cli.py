@@ -19,6 +19,7 @@ from s2tdpt.cli import build_parser, main
 from s2tdpt.cli.train_cmd import resolve
 from s2tdpt.engine.checkpoint import CheckpointError, atomic_torch_save, load_checkpoint
 from s2tdpt.engine.config import config_keys
+from s2tdpt.snn import compiled
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,6 +232,32 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_pat
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.skipif(not compiled.available("cpu"), reason="torch.compile does not work here")
+def test_compiled_training_and_evaluation_match_eager(image_folder, tmp_path, capsys):
+    # the wiring of `--compile on`: one epoch with and without it (same seed, fp32). The losses agree closely, not
+    # exactly (AdamW turns rounding-level gradient differences into ±lr steps; test_fast checks one step exactly).
+    # Then `eval --compile` (a frozen graph for batches of 4, the last batch of 2 eager) against plain `eval`.
+    runs = {}
+    for mode in ("off", "on"):
+        run = tmp_path / mode
+        assert main(tiny_args(image_folder, run, "--epochs", "1", "--lif-backend", "compiled", "--compile", mode)) == 0
+        assert yaml.safe_load((run / "config.yaml").read_text())["compile"] == mode
+        with open(run / "metrics.csv") as f:
+            runs[mode] = next(csv.DictReader(f))
+    assert "compiled (the first step compiles)" in (tmp_path / "on" / "train.log").read_text()
+    for key in ("train_loss", "test_loss"):
+        assert float(runs["on"][key]) == pytest.approx(float(runs["off"][key]), rel=0.03), key
+
+    reports = []
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"ev{len(extra)}"
+        assert main(["eval", str(tmp_path / "on" / "last.pt"), "--batch-size", "4", "--out", str(out), *extra]) == 0
+        reports.append(json.loads((out / "eval.json").read_text()))
+    assert reports[0]["images"] == reports[1]["images"] == 18
+    assert reports[1]["top1"] == reports[0]["top1"]
+    assert reports[1]["loss"] == pytest.approx(reports[0]["loss"], rel=1e-5)
+
+
 def test_quick_start_command_runs(tmp_path):
     # The README's main job, shortened to two epochs: no arguments but those, digits embedded, CPU.
     res = subprocess.run(
@@ -252,7 +279,7 @@ def test_paper_recipe_config_runs_a_few_steps(image_folder, tmp_path):
         "train", "-c", str(REPO / "configs" / "cifar10_s2tdpt_4_384.yaml"), "--dataset", "imagefolder",
         "--data-dir", str(image_folder), "--mean", "cifar10", "--std", "cifar10", "--epochs", "3",
         "--warmup-epochs", "1", "--cooldown-epochs", "1", "--mixup-off-epoch", "2", "--batch-size", "4",
-        "--limit-train", "8", "--limit-test", "4", "--workers", "0", "--out", str(run),
+        "--limit-train", "8", "--limit-test", "4", "--workers", "0", "--out", str(run), "--compile", "off",
     ]  # fmt: skip
     assert main(args) == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())

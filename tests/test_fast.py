@@ -10,7 +10,9 @@ import torch
 import s2tdpt
 from s2tdpt.bench import train_step
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
-from s2tdpt.engine.fast import fold_batchnorm, prepare_inference
+from s2tdpt.engine.config import TrainConfig
+from s2tdpt.engine.fast import CompiledInference, compile_training, fold_batchnorm, prepare_inference
+from s2tdpt.engine.train import resolve_compile
 from s2tdpt.layers import pool
 from s2tdpt.snn import LIFNode, compiled
 
@@ -55,6 +57,31 @@ def test_compiled_backend_in_a_model_trains_like_the_reference():
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
+
+
+@needs_compile
+def test_compiled_training_step_equals_eager():
+    # whole-model torch.compile of forward and backward against the same model run eagerly (fp32): the same loss,
+    # gradients and BN running statistics to rounding. (Over many AdamW steps the runs drift apart: its first update
+    # is ±lr wherever a gradient is ~0, so rounding-level differences there become parameter differences of 2·lr.)
+    torch.manual_seed(0)
+    eager = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
+    model = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
+    model.load_state_dict(eager.state_dict())
+    net = compile_training(model)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    losses, grads = [], []
+    for m, params in ((eager, eager.parameters()), (net, model.parameters())):
+        loss = torch.nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-4 * grads[0].abs().max().item())
+    for (name, a), (_, b) in zip(eager.named_buffers(), model.named_buffers(), strict=True):
+        torch.testing.assert_close(b, a, msg=name)
+    assert model.state_dict().keys() == eager.state_dict().keys()  # checkpoints are written from `model`
 
 
 @pytest.mark.parametrize("attention", ["stdp", "ssa", "qk_token"])
@@ -132,12 +159,31 @@ def test_launcher_allocator_decision():
 
 
 def test_lif_backend_is_validated():
-    from s2tdpt.engine.config import TrainConfig
-
     with pytest.raises(ValueError, match="lif_backend"):
         TrainConfig(lif_backend="cuda-graph")
     with pytest.raises(ValueError, match="lif_backend"):
         s2tdpt.create_model("s2tdpt_tiny", lif_backend="magic")
+
+
+def test_compile_setting_is_validated_and_resolved():
+    with pytest.raises(ValueError, match="config key 'compile' must be one of"):
+        TrainConfig(compile="yes")
+    assert TrainConfig(compile=False).compile == "off" and TrainConfig(compile=True).compile == "on"  # YAML off/on
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile("auto", "compiled", cpu) == "on"  # measured faster and leaner there
+    assert resolve_compile("auto", "fused", cpu) == "off"  # the quick start: no compile time
+    assert resolve_compile("auto", "compiled", cuda) == "off"  # not measured on CUDA yet
+    assert resolve_compile("on", "torch", cuda) == "on" and resolve_compile("off", "compiled", cpu) == "off"
+
+
+def test_compiled_inference_only_evaluates():
+    m = s2tdpt.create_model("s2tdpt_tiny").train()
+    fast = CompiledInference(m)  # nothing compiles before the first call
+    assert not fast.training and not fast.model.training and m.training  # the original is left as it was
+    assert fast.config == m.config
+    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in fast.model.parameters())
+    with pytest.raises(RuntimeError, match="only evaluates"):
+        fast.train()
 
 
 def test_model_macs_counts_every_conv_and_linear_once_per_output():

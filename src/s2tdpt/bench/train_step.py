@@ -18,11 +18,13 @@ import time
 
 from .common import TrainingStep, machine, peak_rss_mb, run_worker, time_median
 
-# name -> settings; "reference" is plain eager fp32 with the readable LIF loop, "fast" what `s2tdpt train` / `eval`
-# use by default on this machine (compiled LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last)
+# name -> settings; "reference" is plain eager fp32 with the readable LIF loop; "fast" the eager fast paths (compiled
+# LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last); "compiled" adds whole-model
+# torch.compile (`s2tdpt train --compile`, `s2tdpt eval --compile`; for inference a frozen graph)
 CONFIGS = {
-    "reference": dict(amp="none", lif_backend="torch", fold_bn=False),
-    "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True),
+    "reference": dict(amp="none", lif_backend="torch", fold_bn=False, compile=False),
+    "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True, compile=False),
+    "compiled": dict(amp="bf16", lif_backend="compiled", fold_bn=True, compile=True),
 }
 
 
@@ -66,7 +68,7 @@ def model_macs(model, images) -> int:
 def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> dict:
     import torch
 
-    from s2tdpt.engine.fast import prepare_inference
+    from s2tdpt.engine.fast import CompiledInference, compile_training, prepare_inference
 
     s = CONFIGS[config]
     amp = s["amp"] == "bf16"
@@ -76,9 +78,14 @@ def worker(model_name: str, config: str, mode: str, batch: int, steps: int) -> d
     per_step_macs = model_macs(bench.model, bench.images[:1]) * batch
     if mode == "train":
         bench.model.train()
+        if s["compile"]:
+            bench.model = compile_training(bench.model)
         fn, flops = bench.step, 6 * per_step_macs
     else:
-        model = prepare_inference(bench.model) if s["fold_bn"] else bench.model.eval()
+        if s["compile"]:
+            model = CompiledInference(bench.model)
+        else:
+            model = prepare_inference(bench.model) if s["fold_bn"] else bench.model.eval()
         images = bench.images
         del bench  # the unfolded model and its optimiser would count in the inference peak
 

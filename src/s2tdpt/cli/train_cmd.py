@@ -9,7 +9,7 @@ from ..engine.config import TrainConfig, build_config, config_keys, load_yaml
 from .args import add_dataclass_flags, normalise_lists
 
 # What may change when a run is resumed; anything else must match the run's config.yaml.
-RESUMABLE_CHANGES = ("epochs", "device", "workers", "download", "data_dir", "lif_backend")
+RESUMABLE_CHANGES = ("epochs", "device", "workers", "download", "data_dir", "lif_backend", "compile")
 
 DESCRIPTION = """Train an S²TDPT model. With no arguments: the embedded quick start — a small S²TDPT on scikit-learn's
 8×8 handwritten digits, on the CPU, in under a minute, printing the test accuracy.

@@ -17,6 +17,7 @@ import yaml
 from ..data.datasets import DATASETS, NORMALIZATION
 
 AMP_MODES = ("auto", "none", "bf16", "fp16")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def _f(default: Any, help: str, **kw) -> Any:  # noqa: A002 - field helper with the help text as metadata
@@ -73,6 +74,12 @@ class TrainConfig:
         "first run on a machine spends ~30 s compiling), auto (compiled where torch.compile works, else fused), "
         "torch (the readable reference loop)",
     )
+    compile: str = _f(
+        "auto",
+        "whole-model torch.compile of the training step: on, off, auto (on for the CPU with the compiled LIF; there "
+        "it measured faster and leaner, BENCHMARKS.md; not yet measured on CUDA). The first step of a run spends "
+        "20-80 s compiling",
+    )
     amp: str = _f(
         "auto",
         f"mixed precision: {', '.join(AMP_MODES)}; auto = bf16 autocast where the hardware computes bf16 natively "
@@ -90,6 +97,10 @@ class TrainConfig:
             raise bad("dataset", f"must be one of {list(DATASETS)}")
         if self.lif_backend not in ("auto", "compiled", "fused", "torch"):
             raise bad("lif_backend", "must be one of ['auto', 'compiled', 'fused', 'torch']")
+        if isinstance(self.compile, bool):  # YAML reads `compile: off` / `on` / `true` as a boolean
+            object.__setattr__(self, "compile", "on" if self.compile else "off")
+        if self.compile not in COMPILE_MODES:
+            raise bad("compile", f"must be one of {list(COMPILE_MODES)}")
         if self.amp not in AMP_MODES:
             raise bad("amp", f"must be one of {list(AMP_MODES)}")
         for name in ("epochs", "batch_size"):

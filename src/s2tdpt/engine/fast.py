@@ -4,6 +4,12 @@
 * :func:`prepare_inference` — the folded copy with its convolution weights in channels-last memory, so the convs
   run on channels-last maps (~7 % less time per batch for ``s2tdpt_4_384`` on a 2-core CPU,
   ``benchmarks/layouts.py``; in training the same layout was 30–40 % slower, so it stays an inference setting).
+* :func:`compile_training` — the training step's forward and backward as whole-model ``torch.compile`` graphs
+  (``s2tdpt train --compile``): fewer saved activations and fused elementwise work around the products.
+* :class:`CompiledInference` — :func:`prepare_inference`, then ``torch.compile`` with inductor's freezing (weights
+  become constants, pre-packed for the CPU's matrix products) for batches of one size (``s2tdpt eval --compile``).
+
+Compiling costs 20–80 s per graph on a 2-core CPU (``BENCHMARKS.md``), so it pays off for long runs only.
 
 Which layer pairs fold is declared by the modules themselves (``bn_pairs``), so nothing is guessed.
 """
@@ -40,3 +46,49 @@ def prepare_inference(model: nn.Module) -> nn.Module:
         if isinstance(module, nn.Conv2d):
             module.to(memory_format=torch.channels_last)
     return ready
+
+
+def compile_training(net: nn.Module) -> nn.Module:
+    """``net`` under ``torch.compile`` for training steps: the same parameters, the same function (tested).
+
+    Static shapes: training batches have one size (the loaders drop the last partial batch). Evaluate the
+    uncompiled module: eval mode and other batch sizes would each compile another graph.
+    """
+    return torch.compile(net, dynamic=False)
+
+
+class CompiledInference(nn.Module):
+    """Inference through a frozen ``torch.compile`` graph of :func:`prepare_inference`'s copy of ``model``.
+
+    The graph is built at the first call, for that batch size; batches of any other size (a loader's last, partial
+    batch) run through the same prepared copy eagerly instead of compiling again. Freezing folds the weights into
+    the graph as constants, so the graph does not see later changes to ``model`` — build a new one after training.
+    Gradients are never needed here: every call runs under ``torch.no_grad``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = prepare_inference(model)
+        self.config = getattr(model, "config", None)
+        # kept out of the module tree: it wraps self.model, whose parameters are registered once already
+        self.__dict__["_graph"] = torch.compile(self.model, dynamic=False)
+        self._batch: int | None = None
+        self.eval()
+
+    def train(self, mode: bool = True) -> CompiledInference:
+        if mode:
+            raise RuntimeError("CompiledInference only evaluates; train the original model and compile it again")
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config  # imported here: `import s2tdpt` stays light
+
+        if self._batch is None:
+            self._batch = images.shape[0]
+        if images.shape[0] != self._batch:
+            return self.model(images)
+        # freezing must be on while the graph compiles (at the first call); passing it through torch.compile's
+        # `options` did not take effect in torch 2.14 (measured: same time as without it)
+        with inductor_config.patch(freezing=True):
+            return self._graph(images)

@@ -100,6 +100,8 @@ class RunDir:
 def setup_logging(run: RunDir, is_main: bool) -> logging.Logger:
     """Console (stdout) and ``train.log`` in the run folder, rank 0 only; other ranks log warnings only."""
     log = logging.getLogger(LOGGER)
+    for handler in log.handlers:  # a previous run's in this process (its train.log stays closed)
+        handler.close()
     log.handlers.clear()
     log.propagate = False
     log.setLevel(logging.INFO if is_main else logging.WARNING)

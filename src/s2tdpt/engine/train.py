@@ -29,6 +29,7 @@ from .checkpoint import FORMAT, load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig
 from .distributed import DistContext, all_reduce_sum, broadcast_buffers, cleanup, init_distributed
 from .evaluate import autocast, evaluate, resolve_amp
+from .fast import compile_training
 from .run import RunDir, default_out, setup_logging
 
 
@@ -65,6 +66,13 @@ def resolve_lif_backend(name: str, device: torch.device) -> str:
     return "compiled" if compiled.available(device.type) else "fused"
 
 
+def resolve_compile(mode: str, lif_backend: str, device: torch.device) -> str:
+    """``auto`` compiles where it was measured to help: the CPU with the compiled LIF (BENCHMARKS.md)."""
+    if mode != "auto":
+        return mode
+    return "on" if device.type == "cpu" and lif_backend == "compiled" else "off"
+
+
 def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
     """The named model with the dataset's classes / channels / size and the config's overrides."""
     overrides = dict(cfg.model_kwargs)
@@ -93,8 +101,12 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> TrainResult:
 def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> TrainResult:
     device = ctx.device
     run_path = Path(resume) if resume else Path(cfg.out) if cfg.out else default_out(cfg)
+    lif_backend = resolve_lif_backend(cfg.lif_backend, device)
     cfg = cfg.replace(
-        out=str(run_path), amp=resolve_amp(cfg.amp, device), lif_backend=resolve_lif_backend(cfg.lif_backend, device)
+        out=str(run_path),
+        amp=resolve_amp(cfg.amp, device),
+        lif_backend=lif_backend,
+        compile=resolve_compile(cfg.compile, lif_backend, device),
     )
     ckpt = load_checkpoint(run_path / "last.pt") if resume else None
     if not resume:
@@ -115,6 +127,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     net = model
     if ctx.enabled:
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if cfg.compile == "on":
+        net = compile_training(net)  # training steps only; evaluation and checkpoints use `model` as it is
     optimizer = create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(data.train_loader)
     scheduler = CosineLRScheduler(
@@ -159,7 +173,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     log.info(
         f"{model_cfg.attention} · {cfg.model} · {params:,} params · {data.info.name} "
         f"({len(data.train_loader.dataset)} train / {len(data.test_loader.dataset) * ctx.world_size} test) · "
-        f"{device} × {ctx.world_size} · amp {cfg.amp} · run folder {run_path}"
+        f"{device} × {ctx.world_size} · amp {cfg.amp} · LIF {cfg.lif_backend}"
+        f"{' · compiled (the first step compiles)' if cfg.compile == 'on' else ''} · run folder {run_path}"
     )
 
     # --- epochs (with a time budget: until the budget is spent, the schedule following the elapsed time)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import torch
 
@@ -109,44 +110,46 @@ def _norm_backward(
     return _backward(grad_s, slopes, spikes, tau, beta, decay_input)  # a list: stacking would write it to memory
 
 
-@functools.cache
-def _norm_backward_kernel():
-    return torch.compile(_norm_backward, dynamic=True)
+_KERNELS: dict[Callable, Callable] = {}
+
+
+def _kernel(fn: Callable) -> Callable:
+    """``fn`` as its generated kernel (compiled once per process); while an enclosing ``torch.compile`` traces the
+    whole model (``s2tdpt train --compile``), ``fn`` itself, so that graph fuses the loop with its neighbours."""
+    if torch.compiler.is_compiling():
+        return fn
+    if fn not in _KERNELS:
+        _KERNELS[fn] = torch.compile(fn, dynamic=True)
+    return _KERNELS[fn]
 
 
 def norm_backward(grad_s, x_seq, scale, shift, spikes, p) -> torch.Tensor:
     """dL/dy of ``spikes = LIF(y)``, ``y = x·scale + shift`` per channel, recomputing the membrane from ``x``."""
     decay_input = p.charge == "decay_input"
-    return _norm_backward_kernel()(
+    return _kernel(_norm_backward)(
         grad_s, x_seq, scale, shift, spikes, p.v_reset, p.tau, p.v_threshold, p.surrogate_alpha, p.beta, decay_input
     )
 
 
-@functools.cache
-def _kernels():
-    return torch.compile(_forward, dynamic=True), torch.compile(_backward, dynamic=True)
-
-
-@functools.cache
-def _inference_kernel():
-    return torch.compile(_spikes_only, dynamic=True)
-
-
 def spikes_only(x_seq: torch.Tensor, p) -> torch.Tensor:
     """Forward without autograd state (eval / no_grad)."""
-    return _inference_kernel()(x_seq, p.v_reset, p.tau, p.v_threshold, p.beta, p.charge == "decay_input")
+    return _kernel(_spikes_only)(x_seq, p.v_reset, p.tau, p.v_threshold, p.beta, p.charge == "decay_input")
+
+
+def available(device_type: str = "cpu") -> bool:
+    """Whether torch.compile works here for ``device_type`` (tried once on a tiny input; the result is cached)."""
+    return torch.compiler.is_compiling() or _probe(device_type)  # a whole-model compile in progress: it does
 
 
 @functools.cache
-def available(device_type: str = "cpu") -> bool:
-    """Whether torch.compile works here for ``device_type`` (tried once on a tiny input; the result is cached)."""
+def _probe(device_type: str) -> bool:
     try:
-        fwd, bwd = _kernels()
+        fwd, bwd = _kernel(_forward), _kernel(_backward)
         x = torch.randn(2, 3, 5, device=device_type)
         s, sl = fwd(x, 0.0, 2.0, 1.0, 4.0, 0.5, True)
         bwd(torch.ones_like(s), sl, s, 2.0, 0.5, True)
         one = torch.ones(5, device=device_type)
-        _norm_backward_kernel()(torch.ones_like(s), x, one, 0 * one, s, 0.0, 2.0, 1.0, 4.0, 0.5, True)
+        _kernel(_norm_backward)(torch.ones_like(s), x, one, 0 * one, s, 0.0, 2.0, 1.0, 4.0, 0.5, True)
         return True
     except Exception as e:  # no compiler, unsupported platform, ...
         log.warning(f"compiled LIF unavailable on {device_type} ({type(e).__name__}: {e}); using the eager fused LIF")
@@ -156,9 +159,10 @@ def available(device_type: str = "cpu") -> bool:
 class CompiledLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq: torch.Tensor, p) -> torch.Tensor:
-        fwd, _ = _kernels()
         decay_input = p.charge == "decay_input"
-        spikes, slopes = fwd(x_seq, p.v_reset, p.tau, p.v_threshold, p.surrogate_alpha, p.beta, decay_input)
+        spikes, slopes = _kernel(_forward)(
+            x_seq, p.v_reset, p.tau, p.v_threshold, p.surrogate_alpha, p.beta, decay_input
+        )
         ctx.p = p
         ctx.save_for_backward(slopes, spikes)
         return spikes
@@ -167,6 +171,5 @@ class CompiledLIF(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_s: torch.Tensor):
         slopes, spikes = ctx.saved_tensors
-        _, bwd = _kernels()
         p = ctx.p
-        return bwd(grad_s.contiguous(), slopes, spikes, p.tau, p.beta, p.charge == "decay_input"), None
+        return _kernel(_backward)(grad_s.contiguous(), slopes, spikes, p.tau, p.beta, p.charge == "decay_input"), None
