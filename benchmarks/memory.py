@@ -1,13 +1,15 @@
 """Where the training step's memory goes: saved activations, resident memory by phase, allocator settings.
 
-    python benchmarks/memory.py [--model s2tdpt_4_384] [--batch-size 64] [--steps 7]
+    python benchmarks/memory.py [--model s2tdpt_4_384] [--batch-size 64] [--steps 7] [--compile]
 
 1. Tensors autograd keeps for backward after one forward (bf16 autocast, compiled LIF), by dtype and by whether
    they hold only 0/1, with BatchNorm + LIF fused (``norm_lif``, as shipped) and unfused — counted once per
-   storage, so a spike tensor kept by two layers counts once.
-2. For each glibc allocator setting, in a fresh process: ``--steps`` training steps (AdamW); the median seconds
-   of the steps after the first two, the process's peak resident memory (VmHWM), and the largest resident size
-   sampled every 3 ms in the forward and the backward pass of the first and the last step.
+   storage, so a spike tensor kept by two layers counts once. With ``--compile``, also the whole model under
+   ``torch.compile`` (``s2tdpt train --compile``), counted at its second forward (the first compiles).
+2. For each glibc allocator setting, in a fresh process: ``--steps`` training steps (AdamW; with ``--compile``
+   the compiled model, its first step compiling); the median seconds of the steps after the first two, the
+   process's peak resident memory (VmHWM), and the largest resident size sampled every 3 ms in the forward and
+   the backward pass of the first and the last step.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ ALLOCATORS = {
 }
 
 
-def saved_tensors(model_name: str, batch: int) -> dict:
+def saved_tensors(model_name: str, batch: int, compile: bool) -> dict:
     import torch
 
+    from s2tdpt.engine.fast import compile_training
     from s2tdpt.snn import norm_lif
 
     bench = TrainingStep(model_name, batch)
-    result = {}
-    for label in ("fused", "unfused"):
+    eager, result = bench.model, {}
+    for label in ("fused", "unfused") + (("compiled",) if compile else ()):
+        if label == "compiled":
+            bench.model = compile_training(eager)
+            bench.loss()  # compiles; its tensors are not counted
         storages = {}
 
         def pack(t, storages=storages):
@@ -66,9 +72,12 @@ def _rss_gib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 2**20
 
 
-def phases(model_name: str, batch: int, steps: int) -> dict:
+def phases(model_name: str, batch: int, steps: int, compile: bool) -> dict:
+    from s2tdpt.engine.fast import compile_training
 
     bench = TrainingStep(model_name, batch)
+    if compile:
+        bench.model = compile_training(bench.model)
     phase, peaks, stop = ["start"], collections.defaultdict(float), threading.Event()
 
     def sample():
@@ -101,17 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="s2tdpt_4_384")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=7)
+    ap.add_argument("--compile", action="store_true", help="the whole model under torch.compile")
     ap.add_argument("--worker", choices=["saved", "phases"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker == "saved":
-        print(json.dumps(saved_tensors(args.model, args.batch_size)))
+        print(json.dumps(saved_tensors(args.model, args.batch_size, args.compile)))
         return 0
     if args.worker == "phases":
-        print(json.dumps(phases(args.model, args.batch_size, args.steps)))
+        print(json.dumps(phases(args.model, args.batch_size, args.steps, args.compile)))
         return 0
 
     common = [__file__, "--model", args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
-    print(f"Machine: {machine(tuned_malloc=False)}; {args.model}, batch {args.batch_size}, bf16, compiled LIF\n")
+    common += ["--compile"] if args.compile else []
+    what = "whole-model torch.compile" if args.compile else "compiled LIF"
+    print(f"Machine: {machine(tuned_malloc=False)}; {args.model}, batch {args.batch_size}, bf16, {what}\n")
     saved = run_worker(common + ["--worker", "saved"], tuned_malloc=False)
     kinds = sorted({k for v in saved.values() for k in v})
     print("| saved for backward | " + " | ".join(kinds) + " | total |")

@@ -173,6 +173,7 @@ def test_compile_setting_is_validated_and_resolved():
     assert resolve_compile("auto", "compiled", cpu) == "on"  # measured faster and leaner there
     assert resolve_compile("auto", "fused", cpu) == "off"  # the quick start: no compile time
     assert resolve_compile("auto", "compiled", cuda) == "off"  # not measured on CUDA yet
+    assert resolve_compile("auto", "compiled", cpu, world_size=2) == "off"  # nor with DDP
     assert resolve_compile("on", "torch", cuda) == "on" and resolve_compile("off", "compiled", cpu) == "off"
 
 

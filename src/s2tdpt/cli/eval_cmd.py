@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--compile",
         action="store_true",
         help="run full batches through a frozen torch.compile graph: ~10%% less time per batch for s2tdpt_4_384 on "
-        "a 2-core CPU, after 20-30 s of compiling (so it pays off from a few hundred batches; BENCHMARKS.md)",
+        "a 2-core CPU, after 20-25 s of compiling (so it pays off after ~150 batches; BENCHMARKS.md)",
     )
     p.add_argument("--workers", type=int, default=0, help="data-loading workers (default: 0)")
     p.add_argument("--out", help="output folder (default: <checkpoint folder>/eval-<dataset>)")

@@ -76,9 +76,9 @@ class TrainConfig:
     )
     compile: str = _f(
         "auto",
-        "whole-model torch.compile of the training step: on, off, auto (on for the CPU with the compiled LIF; there "
-        "it measured faster and leaner, BENCHMARKS.md; not yet measured on CUDA). The first step of a run spends "
-        "20-80 s compiling",
+        "whole-model torch.compile of the training step: on, off, auto (on for one CPU process with the compiled "
+        "LIF, where it measured faster and leaner, BENCHMARKS.md; not yet measured on CUDA or with DDP). The first "
+        "step of a run spends 20-80 s compiling",
     )
     amp: str = _f(
         "auto",

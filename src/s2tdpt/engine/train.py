@@ -66,11 +66,11 @@ def resolve_lif_backend(name: str, device: torch.device) -> str:
     return "compiled" if compiled.available(device.type) else "fused"
 
 
-def resolve_compile(mode: str, lif_backend: str, device: torch.device) -> str:
-    """``auto`` compiles where it was measured to help: the CPU with the compiled LIF (BENCHMARKS.md)."""
+def resolve_compile(mode: str, lif_backend: str, device: torch.device, world_size: int = 1) -> str:
+    """``auto`` compiles where it was measured to help: one CPU process with the compiled LIF (BENCHMARKS.md)."""
     if mode != "auto":
         return mode
-    return "on" if device.type == "cpu" and lif_backend == "compiled" else "off"
+    return "on" if device.type == "cpu" and lif_backend == "compiled" and world_size == 1 else "off"
 
 
 def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
@@ -106,7 +106,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         out=str(run_path),
         amp=resolve_amp(cfg.amp, device),
         lif_backend=lif_backend,
-        compile=resolve_compile(cfg.compile, lif_backend, device),
+        compile=resolve_compile(cfg.compile, lif_backend, device, ctx.world_size),
     )
     ckpt = load_checkpoint(run_path / "last.pt") if resume else None
     if not resume:
