@@ -5,7 +5,7 @@
 1. Tensors autograd keeps for backward after one forward (bf16 autocast, compiled LIF), by dtype and by whether
    they hold only 0/1, with BatchNorm + LIF fused (``norm_lif``, as shipped) and unfused — counted once per
    storage, so a spike tensor kept by two layers counts once. With ``--compile``, also the whole model under
-   ``torch.compile`` (``s2tdpt train --compile``), counted at its second forward (the first compiles).
+   ``torch.compile`` (``s2tdpt train --compile on``), counted at its second forward (the first compiles).
 2. For each glibc allocator setting, in a fresh process: ``--steps`` training steps (AdamW; with ``--compile``
    the compiled model, its first step compiling); the median seconds of the steps after the first two, the
    process's peak resident memory (VmHWM), and the largest resident size sampled every 3 ms in the forward and
@@ -36,7 +36,7 @@ ALLOCATORS = {
 }
 
 
-def saved_tensors(model_name: str, batch: int, compile: bool) -> dict:
+def saved_tensors(model_name: str, batch: int, whole_model: bool) -> dict:
     import torch
 
     from s2tdpt.engine.fast import compile_training
@@ -44,7 +44,7 @@ def saved_tensors(model_name: str, batch: int, compile: bool) -> dict:
 
     bench = TrainingStep(model_name, batch)
     eager, result = bench.model, {}
-    for label in ("fused", "unfused") + (("compiled",) if compile else ()):
+    for label in ("fused", "unfused") + (("compiled",) if whole_model else ()):
         if label == "compiled":
             bench.model = compile_training(eager)
             bench.loss()  # compiles; its tensors are not counted
@@ -72,11 +72,11 @@ def _rss_gib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 2**20
 
 
-def phases(model_name: str, batch: int, steps: int, compile: bool) -> dict:
+def phases(model_name: str, batch: int, steps: int, whole_model: bool) -> dict:
     from s2tdpt.engine.fast import compile_training
 
     bench = TrainingStep(model_name, batch)
-    if compile:
+    if whole_model:
         bench.model = compile_training(bench.model)
     phase, peaks, stop = ["start"], collections.defaultdict(float), threading.Event()
 

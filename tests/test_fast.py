@@ -81,7 +81,7 @@ def test_compiled_training_step_equals_eager():
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-4 * grads[0].abs().max().item())
     for (name, a), (_, b) in zip(eager.named_buffers(), model.named_buffers(), strict=True):
         torch.testing.assert_close(b, a, msg=name)
-    assert model.state_dict().keys() == eager.state_dict().keys()  # checkpoints are written from `model`
+    assert all(k.startswith("_orig_mod.") for k in net.state_dict())  # hence train.py saves `model`, not `net`
 
 
 @pytest.mark.parametrize("attention", ["stdp", "ssa", "qk_token"])
@@ -165,16 +165,23 @@ def test_lif_backend_is_validated():
         s2tdpt.create_model("s2tdpt_tiny", lif_backend="magic")
 
 
-def test_compile_setting_is_validated_and_resolved():
+def test_compile_setting_is_validated_and_resolved(monkeypatch):
     with pytest.raises(ValueError, match="config key 'compile' must be one of"):
         TrainConfig(compile="yes")
     assert TrainConfig(compile=False).compile == "off" and TrainConfig(compile=True).compile == "on"  # YAML off/on
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(compiled, "available", lambda device_type="cpu": True)
     assert resolve_compile("auto", "compiled", cpu) == "on"  # measured faster and leaner there
     assert resolve_compile("auto", "fused", cpu) == "off"  # the quick start: no compile time
     assert resolve_compile("auto", "compiled", cuda) == "off"  # not measured on CUDA yet
     assert resolve_compile("auto", "compiled", cpu, world_size=2) == "off"  # nor with DDP
     assert resolve_compile("on", "torch", cuda) == "on" and resolve_compile("off", "compiled", cpu) == "off"
+    monkeypatch.setattr(compiled, "available", lambda device_type="cpu": False)  # no C++ compiler, say
+    assert resolve_compile("auto", "compiled", cpu) == "off"
+    with pytest.raises(ValueError, match="--compile on needs a working torch.compile on cpu"):
+        resolve_compile("on", "compiled", cpu)
+    with pytest.raises(ValueError, match="s2tdpt eval --compile"):
+        CompiledInference(s2tdpt.create_model("s2tdpt_tiny"))
 
 
 def test_compiled_inference_only_evaluates():
@@ -182,9 +189,28 @@ def test_compiled_inference_only_evaluates():
     fast = CompiledInference(m)  # nothing compiles before the first call
     assert not fast.training and not fast.model.training and m.training  # the original is left as it was
     assert fast.config == m.config
-    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in fast.model.parameters())
+    assert "_graph" not in dict(fast.named_children())  # the graph wraps fast.model: not registered twice
+    assert all(k.startswith("model.") for k in fast.state_dict())
     with pytest.raises(RuntimeError, match="only evaluates"):
         fast.train()
+
+
+@needs_compile
+def test_compiled_inference_equals_the_prepared_model():
+    torch.manual_seed(0)
+    m = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled").eval()
+    fast, ref = CompiledInference(m), prepare_inference(m)
+    x = torch.randn(4, 3, 32, 32)
+    graph, calls = fast._graph, []
+    fast.__dict__["_graph"] = lambda images: calls.append(images.shape[0]) or graph(images)
+    torch._dynamo.utils.counters.clear()
+    with torch.no_grad():
+        expected = ref(x)
+    torch.testing.assert_close(fast(x), expected, rtol=1e-5, atol=1e-5)  # float32: the graph, built now
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    torch.testing.assert_close(fast(x[:2]), expected[:2], rtol=1e-5, atol=1e-5)  # another size: eager
+    torch.testing.assert_close(fast(x), expected, rtol=1e-5, atol=1e-5)
+    assert calls == [4, 4] and fast._batch == 4
 
 
 def test_model_macs_counts_every_conv_and_linear_once_per_output():

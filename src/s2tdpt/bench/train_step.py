@@ -20,7 +20,8 @@ from .common import TrainingStep, machine, peak_rss_mb, run_worker, time_median
 
 # name -> settings; "reference" is plain eager fp32 with the readable LIF loop; "fast" the eager fast paths (compiled
 # LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last); "compiled" adds whole-model
-# torch.compile (`s2tdpt train --compile`, `s2tdpt eval --compile`; for inference a frozen graph)
+# torch.compile (`s2tdpt train --compile on`, `s2tdpt eval --compile`; for inference a frozen graph, which folds BN
+# itself, so its fold_bn only says what the model computes)
 CONFIGS = {
     "reference": dict(amp="none", lif_backend="torch", fold_bn=False, compile=False),
     "fast": dict(amp="bf16", lif_backend="compiled", fold_bn=True, compile=False),

@@ -78,7 +78,7 @@ class TrainConfig:
         "auto",
         "whole-model torch.compile of the training step: on, off, auto (on for one CPU process with the compiled "
         "LIF, where it measured faster and leaner, BENCHMARKS.md; not yet measured on CUDA or with DDP). The first "
-        "step of a run spends 20-80 s compiling",
+        "step of a run spends 20-75 s compiling (counted in a time_budget)",
     )
     amp: str = _f(
         "auto",

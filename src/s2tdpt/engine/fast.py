@@ -1,15 +1,19 @@
-"""Speed settings that leave the model's function unchanged (each has an equivalence test).
+"""Speed settings that leave the model's function unchanged up to rounding (each has an equivalence test).
 
 * :func:`fold_batchnorm` — inference: fold every BatchNorm into the conv / linear before it (a copy; eval only).
 * :func:`prepare_inference` — the folded copy with its convolution weights in channels-last memory, so the convs
   run on channels-last maps (~7 % less time per batch for ``s2tdpt_4_384`` on a 2-core CPU,
   ``benchmarks/layouts.py``; in training the same layout was 30–40 % slower, so it stays an inference setting).
 * :func:`compile_training` — the training step's forward and backward as whole-model ``torch.compile`` graphs
-  (``s2tdpt train --compile``): fewer saved activations and fused elementwise work around the products.
+  (``s2tdpt train --compile on``): the same saved activations, fused elementwise work around the products and
+  far fewer large temporaries (less time, a smaller heap).
 * :class:`CompiledInference` — :func:`prepare_inference`, then ``torch.compile`` with inductor's freezing (weights
   become constants, pre-packed for the CPU's matrix products) for batches of one size (``s2tdpt eval --compile``).
 
-Compiling costs 20–80 s per graph on a 2-core CPU (``BENCHMARKS.md``), so it pays off for long runs only.
+Compiling costs 20–75 s per graph on a 2-core CPU (``BENCHMARKS.md``), so it pays off for long runs only. The
+compiled graphs fuse elementwise steps and round in bf16 at other places than eager autocast does, so under bf16
+a membrane near threshold can fire in one and not the other: an evaluation's top-1 can differ by a few images in
+ten thousand (BENCHMARKS.md); in float32 they agree to float32 rounding (tested).
 
 Which layer pairs fold is declared by the modules themselves (``bn_pairs``), so nothing is guessed.
 """
@@ -62,12 +66,15 @@ class CompiledInference(nn.Module):
 
     The graph is built at the first call, for that batch size; batches of any other size (a loader's last, partial
     batch) run through the same prepared copy eagerly instead of compiling again. Freezing folds the weights into
-    the graph as constants, so the graph does not see later changes to ``model`` — build a new one after training.
-    Gradients are never needed here: every call runs under ``torch.no_grad``.
+    the graph as constants: in-place changes to ``self.model`` after the first call would reach the eager batches
+    but not the graph, so build a new ``CompiledInference`` instead. Every call runs under ``torch.no_grad``.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
+        from ..snn import compiled
+
+        compiled.require(next(model.parameters()).device.type, "compiled inference (s2tdpt eval --compile)")
         self.model = prepare_inference(model)
         self.config = getattr(model, "config", None)
         # kept out of the module tree: it wraps self.model, whose parameters are registered once already

@@ -68,9 +68,15 @@ def resolve_lif_backend(name: str, device: torch.device) -> str:
 
 def resolve_compile(mode: str, lif_backend: str, device: torch.device, world_size: int = 1) -> str:
     """``auto`` compiles where it was measured to help: one CPU process with the compiled LIF (BENCHMARKS.md)."""
-    if mode != "auto":
-        return mode
-    return "on" if device.type == "cpu" and lif_backend == "compiled" and world_size == 1 else "off"
+    from ..snn import compiled
+
+    if mode == "off":
+        return "off"
+    if mode == "on":
+        compiled.require(device.type, "--compile on")
+        return "on"
+    wanted = device.type == "cpu" and lif_backend == "compiled" and world_size == 1
+    return "on" if wanted and compiled.available(device.type) else "off"
 
 
 def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:

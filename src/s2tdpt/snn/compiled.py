@@ -115,7 +115,7 @@ _KERNELS: dict[Callable, Callable] = {}
 
 def _kernel(fn: Callable) -> Callable:
     """``fn`` as its generated kernel (compiled once per process); while an enclosing ``torch.compile`` traces the
-    whole model (``s2tdpt train --compile``), ``fn`` itself, so that graph fuses the loop with its neighbours."""
+    whole model (``s2tdpt train --compile on``), ``fn`` itself, so that graph fuses the loop with its neighbours."""
     if torch.compiler.is_compiling():
         return fn
     if fn not in _KERNELS:
@@ -139,6 +139,15 @@ def spikes_only(x_seq: torch.Tensor, p) -> torch.Tensor:
 def available(device_type: str = "cpu") -> bool:
     """Whether torch.compile works here for ``device_type`` (tried once on a tiny input; the result is cached)."""
     return torch.compiler.is_compiling() or _probe(device_type)  # a whole-model compile in progress: it does
+
+
+def require(device_type: str, what: str) -> None:
+    """Raise a ValueError naming ``what`` (an option) unless torch.compile works for ``device_type``."""
+    if not available(device_type):
+        raise ValueError(
+            f"{what} needs a working torch.compile on {device_type} (on a CPU: a C++ compiler), and it failed here "
+            f"(see the warning above); leave the option out to run eagerly"
+        )
 
 
 @functools.cache
