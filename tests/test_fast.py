@@ -42,6 +42,13 @@ def test_compiled_lif_equals_the_reference_loop(charge, dtype):
         assert torch.equal(LIFNode(backend="compiled", charge=charge)(x), s_ref)
 
 
+def loss_and_grads(net, params, x, y) -> tuple[float, torch.Tensor]:
+    """Cross-entropy of ``net(x)`` and the gradients of ``params`` after its backward, flattened into one vector."""
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    return loss.item(), torch.cat([p.grad.flatten() for p in params])
+
+
 @needs_compile
 def test_compiled_backend_in_a_model_trains_like_the_reference():
     torch.manual_seed(0)
@@ -49,12 +56,7 @@ def test_compiled_backend_in_a_model_trains_like_the_reference():
     fast = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
     fast.load_state_dict(ref.state_dict())
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    losses, grads = [], []
-    for m in (ref, fast):
-        loss = torch.nn.functional.cross_entropy(m(x), y)
-        loss.backward()
-        losses.append(loss.item())
-        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    losses, grads = zip(*(loss_and_grads(m, m.parameters(), x, y) for m in (ref, fast)), strict=True)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
 
@@ -70,12 +72,8 @@ def test_compiled_training_step_equals_eager():
     model.load_state_dict(eager.state_dict())
     net = compile_training(model)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    losses, grads = [], []
-    for m, params in ((eager, eager.parameters()), (net, model.parameters())):
-        loss = torch.nn.functional.cross_entropy(m(x), y)
-        loss.backward()
-        losses.append(loss.item())
-        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    pairs = ((eager, eager.parameters()), (net, model.parameters()))
+    losses, grads = zip(*(loss_and_grads(m, params, x, y) for m, params in pairs), strict=True)
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
     assert grads[0].abs().max() > 0
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-4 * grads[0].abs().max().item())
