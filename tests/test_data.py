@@ -140,3 +140,18 @@ def test_training_transforms_use_timm_augmentations(image_folder):
     assert names == ["RandomHorizontalFlip", "RandAugment", "ToTensor", "Normalize", "RandomErasing"]
     images, _ = next(iter(data.train_loader))
     assert images.shape == (8, 3, 32, 32)
+
+
+def test_paper_randaugment_survives_a_zero_bit_posterize():
+    # rand-m9-n1-mstd0.4-inc1 reaches magnitude 10 now and then; timm's PosterizeIncreasing then keeps 0 bits,
+    # which Pillow >= 13 refuses: it must give the black image older Pillow gave, not stop the training run
+    from PIL import Image
+    from timm.data.auto_augment import AugmentOp
+
+    from s2tdpt.data.transforms import build_transform
+
+    build_transform(train=True, img_size=32, native_size=32, mean=(0.5,) * 3, std=(0.5,) * 3,
+                    aa="rand-m9-n1-mstd0.4-inc1")  # fmt: skip
+    img = Image.new("RGB", (8, 8), (200, 100, 50))
+    assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img).getextrema() == ((0, 0),) * 3
+    assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=0)(img).getpixel((0, 0)) == (192, 96, 48)  # 4 bits
