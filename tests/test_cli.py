@@ -240,7 +240,9 @@ def test_compiled_training_and_evaluation_match_eager(image_folder, tmp_path, ca
     runs = {}
     for mode in ("off", "on"):
         run = tmp_path / mode
-        assert main(tiny_args(image_folder, run, "--epochs", "1", "--lif-backend", "compiled", "--compile", mode)) == 0
+        args = tiny_args(image_folder, run, "--lif-backend", "compiled", "--compile", mode)
+        args[args.index("--epochs") + 1] = "1"
+        assert main(args) == 0
         assert yaml.safe_load((run / "config.yaml").read_text())["compile"] == mode
         with open(run / "metrics.csv") as f:
             runs[mode] = next(csv.DictReader(f))

@@ -42,6 +42,15 @@ def test_compiled_lif_equals_the_reference_loop(charge, dtype):
         assert torch.equal(LIFNode(backend="compiled", charge=charge)(x), s_ref)
 
 
+def tiny_models(*lif_backends: str) -> list[torch.nn.Module]:
+    """One seeded ``s2tdpt_tiny`` per LIF backend, all with the first one's weights."""
+    torch.manual_seed(0)
+    models = [s2tdpt.create_model("s2tdpt_tiny", lif_backend=b) for b in lif_backends]
+    for m in models[1:]:
+        m.load_state_dict(models[0].state_dict())
+    return models
+
+
 def loss_and_grads(net, params, x, y) -> tuple[float, torch.Tensor]:
     """Cross-entropy of ``net(x)`` and the gradients of ``params`` after its backward, flattened into one vector."""
     loss = torch.nn.functional.cross_entropy(net(x), y)
@@ -51,10 +60,7 @@ def loss_and_grads(net, params, x, y) -> tuple[float, torch.Tensor]:
 
 @needs_compile
 def test_compiled_backend_in_a_model_trains_like_the_reference():
-    torch.manual_seed(0)
-    ref = s2tdpt.create_model("s2tdpt_tiny", lif_backend="torch")
-    fast = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
-    fast.load_state_dict(ref.state_dict())
+    ref, fast = tiny_models("torch", "compiled")
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     losses, grads = zip(*(loss_and_grads(m, m.parameters(), x, y) for m in (ref, fast)), strict=True)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
@@ -66,10 +72,7 @@ def test_compiled_training_step_equals_eager():
     # whole-model torch.compile of forward and backward against the same model run eagerly (fp32): the same loss,
     # gradients and BN running statistics to rounding. (Over many AdamW steps the runs drift apart: its first update
     # is ±lr wherever a gradient is ~0, so rounding-level differences there become parameter differences of 2·lr.)
-    torch.manual_seed(0)
-    eager = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
-    model = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
-    model.load_state_dict(eager.state_dict())
+    eager, model = tiny_models("compiled", "compiled")
     net = compile_training(model)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     pairs = ((eager, eager.parameters()), (net, model.parameters()))

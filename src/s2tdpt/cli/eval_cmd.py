@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="run full batches through a frozen torch.compile graph: ~0.14 s (15-20%%) less per batch of 64 for "
+        help="run full batches through a frozen torch.compile graph: ~0.14 s (14-20%%) less per batch of 64 for "
         "s2tdpt_4_384 on a 2-core CPU, after 20-25 s of compiling, so it pays off after ~150 batches; no gain for "
         "small models (BENCHMARKS.md). Same function up to bf16 rounding",
     )
