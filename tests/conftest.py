@@ -1,13 +1,18 @@
-"""Small datasets made inside the tests: no network, no ../shared."""
+"""Small datasets made inside the tests (no network, no ../shared), one shared tiny training run, a simulated clock."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from s2tdpt.data.idx import write_idx
 
@@ -40,6 +45,34 @@ def image_folder(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("imgfolder"))
 
 
+def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """``s2tdpt train`` of ``s2tdpt_tiny`` on an image folder: 6 epochs of 12 steps (48 images in batches of 4)."""
+    return [
+        "train", "--model", "s2tdpt_tiny", "--dataset", "imagefolder", "--data-dir", str(data), "--epochs", "6",
+        "--batch-size", "4", "--warmup-epochs", "0", "--lr", "5e-3", "--amp", "none", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    path: Path  # the run folder
+    stdout: str  # what `s2tdpt train` printed
+
+
+@pytest.fixture(scope="session")
+def tiny_run(image_folder, tmp_path_factory) -> TinyRun:
+    """One finished ``tiny_args`` run, trained in this process, shared by the tests that need a run or a checkpoint.
+
+    Read-only: a test that changes a run copies the folder first (``shutil.copytree``).
+    """
+    from s2tdpt.cli import main
+
+    path, printed = tmp_path_factory.mktemp("tiny") / "run", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(tiny_args(image_folder, path)) == 0
+    return TinyRun(path, printed.getvalue())
+
+
 @pytest.fixture(scope="session")
 def fashion_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fashion")
@@ -49,3 +82,37 @@ def fashion_dir(tmp_path_factory) -> Path:
         write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
         write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
     return root
+
+
+class Interrupted(Exception):
+    """Raised by a ``StepClock`` at its ``fail_at`` step: a process killed mid-epoch."""
+
+
+class StepClock:
+    """A simulated training clock: it stands still, except that each optimiser step costs ``step_s`` seconds.
+
+    Passed as ``timer=`` to ``train`` (or ``bench budget``'s ``main``), it makes a time budget stop at the same step
+    on any machine, however loaded: after k optimiser steps it reads k · step_s.
+    """
+
+    def __init__(self, step_s: float = 1.0, fail_at: int | None = None) -> None:
+        self.step_s, self.fail_at, self.steps = step_s, fail_at, 0
+
+    def __call__(self) -> float:
+        return self.steps * self.step_s
+
+    def tick(self, optimizer, args, kwargs) -> None:
+        self.steps += 1
+        if self.steps == self.fail_at:
+            raise Interrupted(f"optimiser step {self.steps}")
+
+
+@contextlib.contextmanager
+def step_clock(step_s: float = 1.0, fail_at: int | None = None) -> Iterator[StepClock]:
+    """A ``StepClock`` counting every optimiser step taken in the ``with`` block (``fail_at``: raise at that step)."""
+    clock = StepClock(step_s, fail_at)
+    handle = register_optimizer_step_post_hook(clock.tick)
+    try:
+        yield clock
+    finally:
+        handle.remove()

@@ -16,7 +16,7 @@ def test_two_processes_end_with_identical_weights_and_one_run_folder(image_folde
     argv = [
         "train", "--model", "s2tdpt_tiny", "--dataset", "imagefolder", "--data-dir", str(image_folder),
         "--epochs", "2", "--batch-size", "4", "--warmup-epochs", "0", "--amp", "none", "--device", "cpu",
-        "--out", str(runs / "ddp"),
+        "--limit-train", "16", "--limit-test", "8", "--out", str(runs / "ddp"),
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     res = subprocess.run(
@@ -32,6 +32,7 @@ def test_two_processes_end_with_identical_weights_and_one_run_folder(image_folde
     assert [p.name for p in runs.iterdir()] == ["ddp"]  # rank 0 alone wrote a run folder
     final = json.loads((runs / "ddp" / "final.json").read_text())
     assert final["world_size"] == 2 and final["epochs"] == 2
-    # each rank trained on its half: 48 images / (2 ranks × 4 per batch) = 6 steps per epoch
-    assert "× 2" in (runs / "ddp" / "train.log").read_text()
+    # each rank trained on its half: 16 images / (2 ranks × 4 per batch) = 2 steps per epoch
+    log = (runs / "ddp" / "train.log").read_text()
+    assert "× 2" in log and "(16 train / 8 test)" in log
     assert res.stdout.count("(best ") == 1  # one summary line: rank 0

@@ -1,7 +1,7 @@
 """Energy calculator (specs/energy.md §4) against every test vector of §5, and the firing-rate monitor."""
 
 import json
-import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -141,10 +141,58 @@ def test_measured_rates_drive_the_spiking_lines():
     assert mon.attention["blocks.0.attn"]["v"].rate > 0
 
 
-def test_e_mac_46_is_flagged(caplog):
-    with caplog.at_level(logging.WARNING, logger="s2tdpt"):
+def test_e_mac_46_is_flagged():
+    # A warning (not a log record): it reaches the user whatever logging earlier code in the process configured.
+    with pytest.warns(UserWarning, match="typo"):
         _model_report("s2tdpt_tiny", assume_rate=0.1, e_mac_pj=46.0)
-    assert "typo" in caplog.text
+
+
+def test_cli_e_mac_46_warns(capsys):
+    with pytest.warns(UserWarning, match="typo"):
+        assert main(["energy", "--model", "s2tdpt_tiny", "--assume-rate", "0.1", "--e-mac", "46", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["e_mac_pj"] == 46.0
+
+
+class _RealInputToy(nn.Module):
+    """LIF → fc1 → fc2 on [T, B, N, D]: fc1 reads spikes, fc2 reads fc1's real-valued output."""
+
+    def __init__(self):
+        super().__init__()
+        self.lif1, self.fc1, self.fc2 = LIFNode(), nn.Linear(6, 5), nn.Linear(5, 3)
+        self.config = SimpleNamespace(
+            timesteps=4, neuron="lif", attention="identity", num_tokens=7, embed_dim=6, num_heads=1, attn_kwargs={}
+        )
+
+    def forward(self, x):
+        return self.fc2(self.fc1(self.lif1(x)))
+
+
+def test_assumed_rate_applies_to_spike_inputs_only():
+    torch.manual_seed(0)
+    toy = _RealInputToy()
+    with FiringRateMonitor(toy, timesteps=4, time_major_input=True) as mon:
+        toy(torch.randn(4, 3, 7, 6) * 3)  # T = 4, B = 3, N = 7 tokens, D = 6
+    assert not mon.layers["fc2"].spikes and mon.layers["fc1"].rate > 0  # lif1 fires; fc2 sees real values
+    r = estimate_energy(toy, mon, assume_rate=0.1)
+    lines = {x.layer: x for x in r.lines}
+    # fc1, spike input: 0.1 · T · N·D_in·D_out = 0.1 · 4 · 7·6·5 accumulates
+    assert (lines["fc1"].kind, lines["fc1"].rate) == ("AC", 0.1) and lines["fc1"].ops == approx(84.0)
+    # fc2, real input: T · N·D_in·D_out = 4 · 7·5·3 multiply-accumulates, no rate
+    assert (lines["fc2"].kind, lines["fc2"].rate) == ("MAC", None) and lines["fc2"].ops == 420
+    assert r.energy_mj == approx((4.6 * 420 + 0.9 * 84.0) * 1e-9)
+
+
+def test_assumed_rate_charges_the_projection_after_softmax_as_macs():
+    # s2tdpt_tiny: T = 2, N = 64 tokens, D = 32, 10 classes, stem conv 3 → 4 channels on 32×32. Untrained, its
+    # softmax output is all zeros here (silent network), so the rule must come from the mechanism, not the data.
+    r = _model_report("s2tdpt_tiny", overrides=dict(attention="softmax"), assume_rate=0.1)
+    proj = next(x for x in r.lines if x.layer == "blocks.0.attn.proj")
+    assert (proj.kind, proj.rate, proj.ops) == ("MAC", None, 2 * 64 * 32 * 32)
+    stem, head, attn = 2 * (32 * 32 * 3 * 3 * 3 * 4), 32 * 10, 2 * (2 * 64 * 64 * 32)
+    assert r.mac_ops == stem + head + 2 * 64 * 32 * 32 + attn
+    stdp = _model_report("s2tdpt_tiny", assume_rate=0.1)  # STDP: the projection reads the attention neuron's spikes
+    proj = next(x for x in stdp.lines if x.layer == "blocks.0.attn.proj")
+    assert (proj.kind, proj.rate) == ("AC", 0.1) and proj.ops == approx(0.1 * 2 * 64 * 32 * 32)
 
 
 # ---------------------------------------------------------------------------------------------------- monitor

@@ -1,5 +1,7 @@
 """s2tdpt explain: files and sizes, Grad-CAM localisation on a toy model, SFR map against a manual count."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -79,7 +81,12 @@ def test_explain_works_for_every_mechanism(attention, tmp_path):
     assert main(["explain", str(ckpt), "--images", str(img), str(img), "--out", str(out)]) == 0
     assert _png_size(out / "panel_001.png") == ("PNG", PANEL_SIZE_PX)
     assert (out / "attention.png").exists() == (attention != "identity")
-    assert "predicted" in (out / "index.md").read_text() or "panel" in (out / "index.md").read_text()
+    index = (out / "index.md").read_text()
+    # one table row per image: number, file name, a predicted class of the checkpoint, no true label, its panel
+    rows = re.findall(r"^\| (\d+) \| x\.png \| (\w+) \| – \| !\[panel\]\((panel_\d{3}\.png)\) \|$", index, re.M)
+    assert [(i, panel) for i, _, panel in rows] == [("0", "panel_000.png"), ("1", "panel_001.png")], index
+    assert rows[0][1] == rows[1][1] and rows[0][1] in ("ant", "bee", "cat")  # the same image twice
+    assert ("## Attention maps: x.png" in index) == (attention != "identity"), index
 
 
 class _RegionToy(nn.Module):

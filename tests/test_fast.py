@@ -1,11 +1,13 @@
 """Fast paths against their readable references: compiled LIF, folded BatchNorm, channels-last pooling, launcher."""
 
+import copy
 import json
 import platform
 import sys
 
 import pytest
 import torch
+from firing import amplify_qkv, assert_late_neurons_fire, warm_batchnorm
 
 import s2tdpt
 from s2tdpt.bench import train_step
@@ -20,9 +22,11 @@ needs_compile = pytest.mark.skipif(not compiled.available("cpu"), reason="torch.
 
 
 @needs_compile
-@pytest.mark.parametrize("charge", ["decay_input", "paper"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "charge,dtype", [("decay_input", torch.float32), ("paper", torch.bfloat16)], ids=["decay_input-fp32", "paper-bf16"]
+)
 def test_compiled_lif_equals_the_reference_loop(charge, dtype):
+    # Each (charge, dtype) compiles its own three kernels: the two cases cover both charges and both slope dtypes.
     torch.manual_seed(0)
     x = (torch.randn(4, 6, 40) * 1.5).to(dtype)
     w = torch.randn(4, 6, 40).to(dtype)
@@ -43,9 +47,10 @@ def test_compiled_lif_equals_the_reference_loop(charge, dtype):
 
 
 def tiny_models(*lif_backends: str) -> list[torch.nn.Module]:
-    """One seeded ``s2tdpt_tiny`` per LIF backend, all with the first one's weights."""
+    """One seeded ``s2tdpt_tiny`` per LIF backend, all with the first one's weights (Q/K/V gain 2, so that the
+    attention neuron fires too)."""
     torch.manual_seed(0)
-    models = [s2tdpt.create_model("s2tdpt_tiny", lif_backend=b) for b in lif_backends]
+    models = [amplify_qkv(s2tdpt.create_model("s2tdpt_tiny", lif_backend=b)) for b in lif_backends]
     for m in models[1:]:
         m.load_state_dict(models[0].state_dict())
     return models
@@ -62,6 +67,7 @@ def loss_and_grads(net, params, x, y) -> tuple[float, torch.Tensor]:
 def test_compiled_backend_in_a_model_trains_like_the_reference():
     ref, fast = tiny_models("torch", "compiled")
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    assert_late_neurons_fire(copy.deepcopy(ref), x)  # training mode (batch statistics), on a copy: BN buffers stay
     losses, grads = zip(*(loss_and_grads(m, m.parameters(), x, y) for m in (ref, fast)), strict=True)
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-5)
@@ -75,6 +81,7 @@ def test_compiled_training_step_equals_eager():
     eager, model = tiny_models("compiled", "compiled")
     net = compile_training(model)
     x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    assert_late_neurons_fire(tiny_models("torch")[0], x)  # the same weights in training mode (batch statistics)
     pairs = ((eager, eager.parameters()), (net, model.parameters()))
     losses, grads = zip(*(loss_and_grads(m, params, x, y) for m, params in pairs), strict=True)
     assert losses[1] == pytest.approx(losses[0], rel=1e-6)
@@ -87,24 +94,25 @@ def test_compiled_training_step_equals_eager():
 
 @pytest.mark.parametrize("attention", ["stdp", "ssa", "qk_token"])
 def test_folded_batchnorm_and_channels_last_give_the_same_outputs(attention):
+    # Non-trivial affine parameters, then running statistics warmed on inputs like x: the eval-mode network fires
+    # through its last block (at initial statistics it is silent past the first stage, and only the folded biases
+    # would be compared), so a wrong fold of any layer's weights changes the logits.
     torch.manual_seed(0)
     m = s2tdpt.create_model("s2tdpt_tiny", attention=attention, depth=2).double()
-    m.train()
-    with torch.no_grad():  # non-trivial running statistics and affine parameters
-        for _ in range(3):
-            m(torch.randn(6, 3, 32, 32, dtype=torch.float64))
+    with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
-    m.eval()
+    warm_batchnorm(m, [torch.randn(6, 3, 32, 32, dtype=torch.float64) for _ in range(3)])
+    x = torch.randn(5, 3, 32, 32, dtype=torch.float64)
+    assert_late_neurons_fire(m, x)
     folded, ready = fold_batchnorm(m), prepare_inference(m)
     assert not any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in folded.modules())
     assert any(isinstance(x, torch.nn.modules.batchnorm._BatchNorm) for x in m.modules())  # original untouched
     convs = [x for x in ready.modules() if isinstance(x, torch.nn.Conv2d)]
     assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     assert all(x.weight.is_contiguous() for x in m.modules() if isinstance(x, torch.nn.Conv2d))  # untouched
-    x = torch.randn(5, 3, 32, 32, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), m(x), rtol=1e-9, atol=1e-9)
         torch.testing.assert_close(ready(x), m(x), rtol=1e-9, atol=1e-9)
@@ -198,10 +206,14 @@ def test_compiled_inference_only_evaluates():
 
 @needs_compile
 def test_compiled_inference_equals_the_prepared_model():
-    torch.manual_seed(0)
-    m = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled").eval()
-    fast, ref = CompiledInference(m), prepare_inference(m)
+    # statistics warmed (and firing checked) under the reference LIF, which gives the same spikes without compiling
+    warm = warm_batchnorm(tiny_models("torch")[0], [torch.randn(8, 3, 32, 32) for _ in range(2)])
     x = torch.randn(4, 3, 32, 32)
+    assert_late_neurons_fire(warm, x)  # eval mode that fires: the outputs depend on x
+    m = s2tdpt.create_model("s2tdpt_tiny", lif_backend="compiled")
+    m.load_state_dict(warm.state_dict())
+    m.eval()
+    fast, ref = CompiledInference(m), prepare_inference(m)
     graph, calls = fast._graph, []
     fast.__dict__["_graph"] = lambda images: calls.append(images.shape[0]) or graph(images)
     torch._dynamo.utils.counters.clear()
@@ -222,13 +234,27 @@ def test_model_macs_counts_every_conv_and_linear_once_per_output():
     assert train_step.model_macs(toy, torch.randn(2, 3, 4, 4)) == 2 * (4 * 16 * 3 * 9) + 2 * (5 * 64)
 
 
-def test_train_step_benchmark_reports_every_configuration(capsys):
-    # tiny model, reference only (no compilation): checks the worker processes, the FLOP accounting and the JSON
+def test_train_step_benchmark_reports_every_configuration(capsys, monkeypatch):
+    # tiny model, reference only (no compilation): checks a worker process, the FLOP accounting and the JSON. The
+    # training row comes from a real worker process; the inference row runs the same worker entry point (main) in
+    # this process, and the GEMM peaks are measured here on small matrices: two interpreter start-ups and two
+    # 2048² products fewer, nothing less checked about the report.
+    real_worker = train_step._worker
+
+    def worker(argv: list[str], tuned: bool) -> dict:
+        if argv[0] == "--gemm-peak":
+            return {"flop_s": train_step.gemm_peak(argv[1], size=64, reps=2)}
+        if argv[:3] == ["--worker", "reference", "train"]:
+            return real_worker(argv, tuned)
+        assert train_step.main(argv) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    monkeypatch.setattr(train_step, "_worker", worker)
     argv = ["--model", "s2tdpt_tiny", "--batch-size", "2", "--steps", "1", "--malloc", "default"]
     assert train_step.main(argv + ["--configs", "reference", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {r["mode"]: r for r in out["rows"]}
-    assert set(rows) == {"train", "infer"} and all("error" not in r for r in rows.values())
+    assert set(rows) == {"train", "infer"} and all("error" not in r for r in rows.values()), rows
     assert rows["train"]["flops"] == 3 * rows["infer"]["flops"] > 0  # forward, input grad, weight grad
     for r in rows.values():
         assert r["images_per_s"] == pytest.approx(2 / r["seconds"])

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from firing import amplify_qkv, assert_late_neurons_fire, warm_batchnorm
 
 import s2tdpt
 from s2tdpt import create_model, list_models
@@ -114,13 +115,15 @@ def test_linear_and_dense_models_agree():
 
 
 def test_eval_logits_do_not_depend_on_the_rest_of_the_batch():
+    # Warmed BN statistics (and Q/K/V gain for the attention neuron) make the eval-mode network fire: at
+    # initialisation it is silent past the first stage, and a silent network's logits are the same for every input.
+    # A neuron that runs over a flattened T·B axis, or that carries its membrane from one call to the next, mixes
+    # samples and fails here.
     torch.manual_seed(0)
-    m = create_model("s2tdpt_tiny", depth=2).double()
-    m.train()
-    for _ in range(3):  # move BN running statistics away from their init
-        m(torch.randn(8, 3, 32, 32, dtype=torch.float64))
-    m.eval()
+    m = amplify_qkv(create_model("s2tdpt_tiny", depth=2).double())
+    warm_batchnorm(m, [torch.randn(8, 3, 32, 32, dtype=torch.float64) for _ in range(3)])
     x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    assert_late_neurons_fire(m, x)
     with torch.no_grad():
         full = m(x)
         alone = torch.cat([m(x[i : i + 1]) for i in range(6)])
@@ -131,11 +134,14 @@ def test_eval_logits_do_not_depend_on_the_rest_of_the_batch():
 
 def test_state_is_reset_between_forwards():
     torch.manual_seed(0)
-    m = create_model("s2tdpt_tiny").eval()
-    x = torch.randn(2, 3, 32, 32)
+    m = amplify_qkv(create_model("s2tdpt_tiny"))
+    warm_batchnorm(m, [torch.randn(8, 3, 32, 32) for _ in range(3)])
+    x, other = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32) * 3
+    for inputs in (x, other):  # both forwards leave membrane potentials behind that a stateful bug would carry
+        assert_late_neurons_fire(m, inputs)
     with torch.no_grad():
         first = m(x)
-        m(torch.randn(2, 3, 32, 32) * 5)
+        m(other)
         assert torch.equal(m(x), first)
 
 

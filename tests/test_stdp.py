@@ -121,14 +121,28 @@ def test_gradients_are_nontrivial_on_both_branches():
     assert dq.abs().sum() > 0 and dk.abs().sum() > 0 and dv.abs().sum() > 0
 
 
-def test_flipped_branch_would_be_caught():
-    # The tolerance used above separates the correct kernel from one with Eq. 21's branches swapped.
-    gen = torch.Generator().manual_seed(5)
-    q, k = _spikes((16, 8), 0.4, gen), _spikes((16, 8), 0.6, gen)
-    v = torch.randn(16, 3, generator=gen, dtype=torch.float64)
-    good = stdp_attention(q, k, v)
-    flipped = stdp_attention(k, q, v)  # swapping roles flips the sign of every Δt
-    assert (good - flipped).abs().max() > 1e-2
+def _with_counts(counts, d_h):
+    """Binary rows [len(counts), d_h] whose row i has its first counts[i] entries set."""
+    return (torch.arange(d_h) < torch.tensor(counts)[:, None]).double()
+
+
+def test_both_forms_follow_eq_21_branch_by_branch():
+    # Eq. 17–22 written out here: t(r) = T_max·(1 − r/D_H), Δt = t_Q − t_K, f = A·exp(−|Δt|/τ),
+    # A_ij = w_offset + f if Δt < 0 (the query fires more: potentiation) else w_offset − f (Δt = 0 included).
+    # With V the identity, A·V = A, so a swap of the two branches (or a sign error in Δt) fails entry by entry.
+    d_h = 8
+    q_counts, k_counts = [2, 5, 0, 8, 3], [0, 2, 3, 5, 8]
+    q, k, v = _with_counts(q_counts, d_h), _with_counts(k_counts, d_h), torch.eye(5, dtype=torch.float64)
+    expected = torch.empty(5, 5, dtype=torch.float64)
+    for i, rq in enumerate(q_counts):
+        for j, rk in enumerate(k_counts):
+            dt = T_MAX * (1 - rq / d_h) - T_MAX * (1 - rk / d_h)
+            f = A_STDP * math.exp(-abs(dt) / TAU_STDP)
+            expected[i, j] = W_OFFSET + (f if dt < 0 else -f)
+    assert (expected > W_OFFSET).any() and (expected < W_OFFSET).any()  # both branches occur
+    assert expected[0, 1] == W_OFFSET - A_STDP  # Δt = 0 is depression
+    torch.testing.assert_close(stdp_attention(q, k, v), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(stdp_attention_dense(q, k, v), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])

@@ -5,7 +5,8 @@
 * first conv (real image input): MAC, T·FLOPs₁ (``first_conv_times_t=False``: FLOPs₁, the paper's literal formula)
 * head (real input, the mean over T and tokens): MAC, FLOPs once
 * every other conv / linear with spike input: AC, SOP = rate · T · FLOPs (rate = nonzero fraction of its input)
-* a conv / linear whose input is not spikes: MAC, T·FLOPs (``strict``, default) or AC with rate = mean |input|
+* a conv / linear whose input is not spikes: MAC, T·FLOPs (``strict``, default) or AC with rate = mean |input|;
+  an assumed rate (``assume_rate``) applies to spike inputs only
 * attention: per mechanism (:data:`ATTENTION_RULES`); BN, pooling, neurons, residual adds, scale, means: 0
 
 FLOPs are dense multiply-accumulates of one image at one timestep. Memory access is not counted, as in every
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -162,6 +164,11 @@ def identity_ops(s: AttentionShape, r: dict[str, float], **_):
     return [], {}
 
 
+#: mechanisms whose output, the input of the block's ``attn.proj``, is real-valued whatever the data: softmax's A·V
+#: on real Q, K, V. Every other mechanism ends in a neuron, a binary mask or the V spikes. Declared rather than only
+#: observed because an untrained network is often silent, and an all-zero input looks like spikes.
+REAL_VALUED_OUTPUT = frozenset({"softmax"})
+
 ATTENTION_RULES: dict[str, Callable] = {
     "stdp": stdp_ops,
     "ssa": ssa_ops,
@@ -235,24 +242,33 @@ def estimate_energy(
     """Energy per image from the layers and rates a :class:`FiringRateMonitor` observed on ``model``.
 
     ``assume_rate`` replaces every measured spike rate (and every attention branch rate) by one value — the
-    spec's test vectors TV12/TV13 and quick what-ifs; shapes still come from the monitored forward pass.
+    spec's test vectors TV12/TV13 and quick what-ifs; shapes still come from the monitored forward pass. Layers
+    whose input is not spikes keep their own rule (MAC × T, or the lenient mean value): no rate applies to them.
+
+    Warns (``UserWarning``) when ``e_mac_pj`` is 46, the paper's misprint of 4.6 pJ.
     """
     if math.isclose(e_mac_pj, 46.0):
-        log.warning("E_MAC = 46 pJ is a typo in the S²TDPT paper; the 45 nm figure (Horowitz 2014) is 4.6 pJ")
+        warnings.warn(
+            "E_MAC = 46 pJ is a typo in the S²TDPT paper; the 45 nm figure (Horowitz 2014) is 4.6 pJ",
+            UserWarning,
+            stacklevel=2,
+        )
     cfg = model.config
     t = cfg.timesteps
     spiking = cfg.neuron == "lif"  # a ReLU backbone (the ANN) feeds real values to every layer: all MACs
+    real_inputs = {f"{a}.proj" for a in monitor.attention} if cfg.attention in REAL_VALUED_OUTPUT else set()
     lines: list[OpCount] = []
     head = "head"
     for name, st in monitor.layers.items():
         rate = st.rate if assume_rate is None else assume_rate
+        spike_input = st.spikes and name not in real_inputs
         if st.image_input:  # the real-valued image enters the first conv
             lines.append(OpCount(name, "MAC", st.flops, None, (t if first_conv_times_t else 1) * st.flops))
         elif name == head:
             lines.append(OpCount(name, "MAC", st.flops, None, st.flops))
         elif not spiking:
             lines.append(OpCount(name, "MAC", st.flops, None, t * st.flops))
-        elif st.spikes or assume_rate is not None:
+        elif spike_input:
             lines.append(OpCount(name, "AC", st.flops, rate, sop(rate, t, st.flops)))
         elif strict:
             log.info(f"{name}: input is not spikes; charged as MAC × T (strict rule)")

@@ -63,7 +63,9 @@ def plot_explanation_panel(
     """
     plt = _plt()
     w, h = PANEL_SIZE_PX
-    fig, axes = plt.subplots(1, 3, figsize=(w / 100, h / 100), dpi=100)
+    # constrained layout fits the colour bar's tick labels inside the fixed panel size (hand-set margins cut
+    # labels such as 0.0125 off at the right edge)
+    fig, axes = plt.subplots(1, 3, figsize=(w / 100, h / 100), dpi=100, layout="constrained")
     gray = image.ndim == 2
     show = dict(cmap="gray", vmin=0, vmax=1) if gray else {}
     axes[0].imshow(image, interpolation="nearest", **show)
@@ -72,15 +74,17 @@ def plot_explanation_panel(
     axes[1].imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
     axes[1].set_title("Grad-CAM (last block)", fontsize=9)
     axes[2].imshow(image, interpolation="nearest", **show)
-    im = axes[2].imshow(sfr, cmap="inferno", alpha=0.6, vmin=0, vmax=max(float(sfr.max()), 1e-6))
-    axes[2].set_title("spike firing rate", fontsize=9)
-    fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.03)
+    silent = float(sfr.max()) <= 0.0
+    # a silent map gets the scale 0..1, not a colour bar of 0..1e-6 with an offset label
+    im = axes[2].imshow(sfr, cmap="inferno", alpha=0.6, vmin=0, vmax=1.0 if silent else float(sfr.max()))
+    axes[2].set_title("spike firing rate" + (" (no spikes)" if silent else ""), fontsize=9)
+    bar = fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.03, format="%.2g")
+    bar.ax.tick_params(labelsize=7)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     color = "black" if correct is None else ("darkgreen" if correct else "darkred")
     fig.suptitle(title, fontsize=10, color=color)
-    fig.subplots_adjust(left=0.02, right=0.95, top=0.80, bottom=0.03, wspace=0.08)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -105,9 +109,13 @@ def plot_attention_maps(maps: dict, path: str | Path, title: str, max_heads: int
     rows = [(k, np.asarray(v, dtype=np.float64)) for k, v in maps.items()]
     cols = max(min(max_heads, v.shape[0]) if v.ndim == 3 else (min(max_heads, v.shape[1]) if "count" in k else 1)
                for k, v in rows)  # fmt: skip
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols + 0.5, 2.0 * len(rows) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(1.9 * cols + 0.9, 2.0 * len(rows) + 0.4), squeeze=False, layout="constrained"
+    )
     for r, (name, v) in enumerate(rows):
         counts = "count" in name  # [T, H, N] spike counts → one histogram per head
+        # one colour scale for all heads of a row, so that heads compare; its bar beside the row's last image
+        scale = dict(vmin=float(v.min()), vmax=float(v.max())) if v.ndim == 3 and not counts else {}
         for c in range(cols):
             ax = axes[r][c]
             if counts and v.ndim == 3 and c < v.shape[1]:
@@ -115,11 +123,11 @@ def plot_attention_maps(maps: dict, path: str | Path, title: str, max_heads: int
                 ax.set_title(f"{name}, head {c}", fontsize=7)
                 ax.tick_params(labelsize=6)
             elif not counts and v.ndim == 3 and c < v.shape[0]:  # [H, N, N] matrices
-                im = ax.imshow(v[c], cmap="viridis")
+                im = ax.imshow(v[c], cmap="viridis", **scale)
                 ax.set_title(f"{name}, head {c}", fontsize=7)
                 ax.set_xticks([])
                 ax.set_yticks([])
-                if c == 0:
+                if c == min(cols, v.shape[0]) - 1:
                     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
             elif c == 0 and v.ndim == 2:  # per-head or per-channel vectors
                 ax.plot(v.T if v.shape[0] < v.shape[1] else v, linewidth=0.8)
@@ -128,6 +136,5 @@ def plot_attention_maps(maps: dict, path: str | Path, title: str, max_heads: int
             else:
                 ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

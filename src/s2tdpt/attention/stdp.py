@@ -296,8 +296,23 @@ def stdp_attention(
 # The token mixer used by the encoder block.
 
 
+#: range of the learnable ``log(T_max/τ_stdp)``: the ratio stays in [4.5e-5, 2.2e4]. At the lower end the kernel
+#: varies by less than 0.005 % over the whole count range (flat); at the upper end a pair whose counts differ
+#: gets ``A_stdp·exp(−2.2e4/D_H)``, below 1e-30 for D_H ≤ 300 (the kernel is a point at Δt = 0). Beyond the range
+#: no weight changes noticeably, and the clamp keeps T_max finite: no inf·0 = NaN in the latencies.
+LOG_RATIO_RANGE = (-10.0, 10.0)
+
+
 class _STDPParams(nn.Module):
-    """The four STDP constants, fixed (buffers) or learnable per head (T_max and τ kept positive via log)."""
+    """The STDP constants: fixed (plain floats) or learnable per head.
+
+    T_max (Eq. 18) and τ_stdp (Eq. 20) enter A only as their ratio: ``|Δt|/τ = (T_max/τ)·|r_K − r_Q|/D_H``,
+    and the sign of Δt does not depend on T_max > 0. Learning both would add a redundant parameter per head
+    (their log-gradients are exactly opposite), so the learnable form learns ``log(T_max/τ)`` per head, clamped
+    to :data:`LOG_RATIO_RANGE`, keeps τ_stdp at its configured value and reports ``T_max = τ·exp(log ratio)``;
+    ``A_stdp`` and ``w_offset`` are learned as they are. Checkpoints written with the former per-head
+    ``log_t_max`` and ``log_tau`` load as their difference (the same attention weights).
+    """
 
     def __init__(self, num_heads: int, t_max: float, a_stdp: float, tau_stdp: float, w_offset: float, learnable: bool):
         super().__init__()
@@ -305,8 +320,15 @@ class _STDPParams(nn.Module):
         if t_max <= 0 or tau_stdp <= 0:
             raise ValueError(f"t_max and tau_stdp must be > 0, got t_max={t_max}, tau_stdp={tau_stdp}")
         if learnable:
-            self.log_t_max = nn.Parameter(torch.full((num_heads,), math.log(t_max)))
-            self.log_tau = nn.Parameter(torch.full((num_heads,), math.log(tau_stdp)))
+            log_ratio = math.log(t_max) - math.log(tau_stdp)
+            lo, hi = LOG_RATIO_RANGE
+            if not lo <= log_ratio <= hi:
+                raise ValueError(
+                    f"learnable STDP needs t_max/tau_stdp in [e^{lo:g}, e^{hi:g}] (beyond it the kernel is flat or a "
+                    f"point); got t_max={t_max}, tau_stdp={tau_stdp} (ratio {t_max / tau_stdp:g})"
+                )
+            self.tau_stdp = float(tau_stdp)
+            self.log_t_max_over_tau = nn.Parameter(torch.full((num_heads,), log_ratio))
             self.a_stdp = nn.Parameter(torch.full((num_heads,), a_stdp))
             self.w_offset = nn.Parameter(torch.full((num_heads,), w_offset))
         else:
@@ -316,7 +338,16 @@ class _STDPParams(nn.Module):
         if not self.learnable:
             return self.values
         # per head: broadcasts against the leading dims [T, B, H] of [T, B, H, N, D_H]
-        return dict(t_max=self.log_t_max.exp(), a_stdp=self.a_stdp, tau_stdp=self.log_tau.exp(), w_offset=self.w_offset)
+        ratio = self.log_t_max_over_tau.clamp(*LOG_RATIO_RANGE).exp()
+        return dict(t_max=self.tau_stdp * ratio, a_stdp=self.a_stdp, tau_stdp=self.tau_stdp, w_offset=self.w_offset)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Map the former learnable keys ``log_t_max``, ``log_tau`` to ``log_t_max_over_tau`` (their difference)."""
+        old = (prefix + "log_t_max", prefix + "log_tau")
+        if self.learnable and all(k in state_dict for k in old) and prefix + "log_t_max_over_tau" not in state_dict:
+            log_t_max, log_tau = state_dict.pop(old[0]), state_dict.pop(old[1])
+            state_dict[prefix + "log_t_max_over_tau"] = log_t_max - log_tau
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register_attention("stdp")
@@ -325,6 +356,7 @@ class STDPAttention(ProjectedAttention):
 
     ``S̃ = SN(U)``; ``Q_S, K_S, V_S = SN(BN(W_{Q,K,V} S̃))``; STDP attention per head; scale, attention LIF
     (threshold 0.5); output linear with bias and BN. ``impl="linear"`` (default) or ``"dense"`` selects the path.
+    ``learnable=True`` learns ``log(T_max/τ_stdp)``, ``A_stdp`` and ``w_offset`` per head (see ``_STDPParams``).
     """
 
     needs_spikes = True  # spike counts of Q and K

@@ -6,7 +6,10 @@
 
 Each (mechanism, seed) trains in its own run folder ``<out-root>/<mechanism>-s<seed>`` with the recipe's settings
 and its ``time_budget`` (training seconds; evaluation excluded). A finished run (final.json) is not repeated and an
-interrupted one is resumed from its last checkpoint, so a long comparison can be run in pieces. After training,
+interrupted one is resumed from its last checkpoint, so a long comparison can be run in pieces. Before its
+budget starts, each run (fresh or resumed) is warmed up: one forward and backward pass of its model on one batch
+compiles, outside the budget, what the first training step would otherwise compile inside it. Without that, the
+first mechanism of a call would pay for compiling the shared LIF kernels and the others would not. After training,
 firing rates and energy per image (the project's calculator) are measured on ``--energy-images`` test images.
 Prints one row per run and one per mechanism (mean and spread over seeds).
 """
@@ -18,6 +21,7 @@ import csv
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_ATTENTIONS = ["stdp", "ssa", "sdsa", "qk_token", "lrf_dyn", "identity", "random_frozen", "ann"]
@@ -30,7 +34,48 @@ def _overrides(name: str, recipe: dict) -> dict:
     return {"attention": "softmax", "timesteps": 1, "model_kwargs": kwargs}
 
 
-def run_one(name: str, seed: int, recipe: dict, args) -> dict:
+def warm_up(cfg) -> None:
+    """One forward and backward pass of ``cfg``'s model on one training batch, outside its time budget.
+
+    A process compiles what it runs compiled at the first training step that needs it: the LIF kernels
+    (``lif_backend`` compiled or auto) and, with ``compile`` on, the whole model. Inside a budget that cost would
+    fall on whichever mechanism runs first (its first step alone can outlast a short budget), so every run is
+    warmed up the same way before its clock starts. No optimiser step is taken and the model is discarded: the
+    run itself starts from its own seeded initialisation, as without the warm-up.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from ..data.loaders import build_loaders
+    from ..engine.distributed import resolve_device
+    from ..engine.evaluate import autocast, resolve_amp
+    from ..engine.fast import compile_training
+    from ..engine.train import model_config_for, resolve_compile, resolve_lif_backend
+    from ..models import S2TDPT
+
+    device = resolve_device(cfg.device)
+    lif_backend = resolve_lif_backend(cfg.lif_backend, device)
+    cfg = cfg.replace(  # as train() resolves them; one batch of training data
+        lif_backend=lif_backend,
+        amp=resolve_amp(cfg.amp, device),
+        compile=resolve_compile(cfg.compile, lif_backend, device),
+        limit_train=cfg.batch_size,
+        limit_test=1,
+    )
+    data = build_loaders(cfg)
+    net = S2TDPT(model_config_for(cfg, data)).to(device).train()
+    if cfg.compile == "on":
+        net = compile_training(net)
+    images, labels = next(iter(data.train_loader))
+    with autocast(device, cfg.amp):
+        logits = net(images.to(device))
+    F.cross_entropy(logits.float(), labels.to(device)).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(name: str, seed: int, recipe: dict, args, timer: Callable[[], float] = time.perf_counter) -> dict:
+    """Train (or resume, or reuse) one run and measure its energy; ``timer`` is the clock its budget is read on."""
     from ..analysis.energy import estimate_energy
     from ..analysis.firing import measure_rates
     from ..cli.common import checkpoint_test_set, model_from_checkpoint
@@ -40,15 +85,14 @@ def run_one(name: str, seed: int, recipe: dict, args) -> dict:
 
     out = Path(args.out_root) / f"{name}-s{seed}"
     if not (out / "final.json").exists():
-        if (out / "last.pt").exists():
-            print(f"[budget] resuming {out}", flush=True)
-            train(build_config(recipe, {"out": str(out), "seed": seed, **_overrides(name, recipe)}), resume=out)
-        else:
-            print(f"[budget] training {out}", flush=True)
-            layers = {"out": str(out), "seed": seed, **_overrides(name, recipe)}
-            if args.data_dir:
-                layers["data_dir"] = args.data_dir
-            train(build_config(recipe, layers))
+        layers = {"out": str(out), "seed": seed, **_overrides(name, recipe)}
+        if args.data_dir:  # a resumed run too reads its data from --data-dir, not from the recipe's folder
+            layers["data_dir"] = args.data_dir
+        cfg = build_config(recipe, layers)
+        resume = out if (out / "last.pt").exists() else None
+        print(f"[budget] warming up, then {'resuming' if resume else 'training'} {out}", flush=True)
+        warm_up(cfg)  # compiling happens here, outside the budget, for every run alike
+        train(cfg, resume=resume, timer=timer)
     final = json.loads((out / "final.json").read_text())
     energy_file = out / "energy.json"
     if not energy_file.exists():
@@ -74,7 +118,8 @@ def run_one(name: str, seed: int, recipe: dict, args) -> dict:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, timer: Callable[[], float] = time.perf_counter) -> int:
+    """Run the comparison; ``timer`` is the clock the training budgets are read on (a simulated one in tests)."""
     from ..engine.config import load_yaml
 
     ap = argparse.ArgumentParser(prog="s2tdpt bench budget", description=__doc__,
@@ -83,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-root", required=True, help="folder for the run folders")
     ap.add_argument("--data-dir", help="dataset folder, overriding the recipe's")
     ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS, help="mechanisms ('ann' = the ANN)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per mechanism and seed (default: 0)")
     ap.add_argument("--time-budget", type=float, help="training seconds per run, overriding the recipe's")
     ap.add_argument("--energy-images", type=int, default=1000, help="test images for rates and energy")
     args = ap.parse_args(argv)
@@ -95,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if not recipe.get("time_budget"):
         raise SystemExit(f"{args.config} sets no time_budget; this benchmark compares at equal wall-clock budgets")
     t0 = time.time()
-    rows = [run_one(name, seed, recipe, args) for name in args.attentions for seed in args.seeds]
+    rows = [run_one(name, seed, recipe, args, timer) for name in args.attentions for seed in args.seeds]
     minutes, took = recipe["time_budget"] / 60, (time.time() - t0) / 60
     print(f"\nRecipe {args.config}: model {recipe.get('model')}, dataset {recipe.get('dataset')}, "
           f"{minutes:g} min of training per run ({took:.0f} min this call)\n")  # fmt: skip

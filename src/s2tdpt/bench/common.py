@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -33,6 +34,17 @@ def machine(tuned_malloc: bool | None = None) -> str:
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"python {platform.python_version()}, {malloc}"
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, else a usage error that says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def peak_rss_mb() -> float:

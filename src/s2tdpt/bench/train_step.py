@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from .common import TrainingStep, machine, peak_rss_mb, run_worker, time_median
+from .common import TrainingStep, machine, peak_rss_mb, positive_int, run_worker, time_median
 
 # name -> settings; "reference" is plain eager fp32 with the readable LIF loop; "fast" the eager fast paths (compiled
 # LIF, bf16 autocast; for inference BatchNorm folded and convs channels-last); "compiled" adds whole-model
@@ -108,16 +108,33 @@ def _worker(argv: list[str], tuned: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="s2tdpt bench train-step", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--model", default="s2tdpt_4_384")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per configuration (median reported)")
-    ap.add_argument("--malloc", choices=["default", "tuned", "both"], default="both")
-    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    ap.add_argument("--modes", nargs="+", choices=["train", "infer"], default=["train", "infer"])
-    ap.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    ap.add_argument("--model", default="s2tdpt_4_384", help="named model, s2tdpt.list_models() (default: %(default)s)")
+    ap.add_argument("--batch-size", type=positive_int, default=64, help="images per step (default: %(default)s)")
+    ap.add_argument(
+        "--steps", type=positive_int, default=5, help="timed steps per configuration, after 2 untimed warm-up steps "
+        "that include any compiling; the median is reported (default: %(default)s)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--malloc", choices=["default", "tuned", "both"], default="both", help="glibc allocator of the worker "
+        "processes: glibc's default, the CLI's tuned setting, or both in turn (default: %(default)s)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), help="reference: eager fp32, readable "
+        "LIF loop; fast: bf16 autocast, compiled LIF, BatchNorm folded for inference; compiled: fast plus "
+        "whole-model torch.compile (default: all three)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--modes", nargs="+", choices=["train", "infer"], default=["train", "infer"], help="train: forward, backward "
+        "and AdamW step; infer: eval-mode forward without gradients (default: both)",
+    )  # fmt: skip
+    ap.add_argument("--json", action="store_true", help="print the results as one JSON object instead of table rows")
     ap.add_argument("--worker", nargs=2, metavar=("CONFIG", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--gemm-peak", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    from s2tdpt import list_models
+
+    if args.model not in list_models():  # checked here: the worker processes would each fail on it
+        ap.error(f"unknown --model {args.model!r}; available: {', '.join(list_models())}")
     if args.gemm_peak:
         print(json.dumps({"flop_s": gemm_peak(args.gemm_peak)}))
         return 0

@@ -20,15 +20,21 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _optional(parse):
+    """``none`` / ``null`` (and ``off`` for numbers, e.g. ``--clip-grad off``) → None, else ``parse(text)``."""
+    nulls = ("none", "null") if parse is str else ("none", "null", "off")
+
     def convert(text: str):
-        return None if text.lower() in ("none", "null") else parse(text)
+        return None if text.lower() in nulls else parse(text)
 
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert
 
 
 def _mapping(text: str) -> dict:
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a mapping such as '{{num_heads: 8}}', got {text!r}")
     return value
@@ -48,7 +54,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[
         flag = "--" + f.name.replace("_", "-")
         tp, optional = _strip_optional(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        help_text = f"{f.metadata.get('help', '')} (default: {default})"
+        help_text = f.metadata.get("help", "")
+        if default not in (None, {}, []) and "default" not in help_text:  # the help may explain the default itself
+            help_text += f" (default: {default})"
         kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)

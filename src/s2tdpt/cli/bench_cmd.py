@@ -14,8 +14,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run a benchmark; `s2tdpt bench NAME --help` lists its options.",
         add_help=True,
     )
-    p.add_argument("name", choices=list(BENCHMARKS), help="which benchmark")
-    p.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
+    p.add_argument(
+        "name", choices=list(BENCHMARKS), help="train-step: time, FLOP/s and memory of a training step and of "
+        "inference per setting; budget: every attention mechanism trained for the same time budget",
+    )  # fmt: skip
+    p.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark (s2tdpt bench NAME --help)")
     p.set_defaults(func=run)
 
 

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="dataset folder")
     p.add_argument("--num-images", type=int, default=1000, help="test images to average rates over (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size for measuring rates (default 64)")
-    p.add_argument("--assume-rate", type=float, help="use this firing rate for every spiking layer instead")
+    p.add_argument("--assume-rate", type=float, help="use this firing rate (in [0, 1]) for every spiking layer instead")
     p.add_argument("--e-mac", type=float, default=E_MAC_PJ, help=f"pJ per multiply-accumulate (default {E_MAC_PJ})")
     p.add_argument("--e-ac", type=float, default=E_AC_PJ, help=f"pJ per accumulate (default {E_AC_PJ})")
     p.add_argument("--first-conv-once", action="store_true", help="charge the first conv once, not T times")
@@ -44,13 +44,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Reject values that would give a meaningless energy (a negative rate, no classes) before any work."""
+    if args.assume_rate is not None and not 0.0 <= args.assume_rate <= 1.0:
+        raise ValueError(
+            f"--assume-rate is a firing rate, the fraction of neurons that spike per timestep, so it lies in [0, 1]; "
+            f"got {args.assume_rate}"
+        )
+    for flag, value in (("--num-classes", args.num_classes), ("--num-images", args.num_images),
+                        ("--batch-size", args.batch_size)):  # fmt: skip
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be a positive whole number, got {value}")
+    for flag, value in (("--e-mac", args.e_mac), ("--e-ac", args.e_ac)):
+        if value < 0:
+            raise ValueError(f"{flag} is an energy per operation in pJ and cannot be negative, got {value}")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
     if args.checkpoint:
-        if args.model or args.num_classes or args.attention:
+        if args.model or args.num_classes is not None or args.attention:
             raise ValueError("--checkpoint defines the model; do not combine it with --model/--num-classes/--attention")
         model, ckpt = model_from_checkpoint(args.checkpoint)
     elif args.model:
-        overrides = {k: v for k, v in dict(num_classes=args.num_classes, attention=args.attention).items() if v}
+        given = dict(num_classes=args.num_classes, attention=args.attention)
+        overrides = {k: v for k, v in given.items() if v is not None}
         model, ckpt = create_model(args.model, **overrides), None
     else:
         raise ValueError("give --model NAME or --checkpoint PATH")

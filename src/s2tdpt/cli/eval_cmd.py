@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 from ..data.datasets import DATASETS
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a .pt file written by s2tdpt train (best.pt or last.pt)")
     p.add_argument("--dataset", choices=DATASETS, help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--data-dir", help="dataset folder (default: the training run's)")
-    p.add_argument("--limit-test", type=int, help="N evenly spaced test images only (default: as in training)")
+    p.add_argument("--limit-test", type=int, help="N >= 1 evenly spaced test images only (default: as in training)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the training run's)")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ... (default: auto)")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], help="mixed precision (default: the training run's)")
@@ -42,7 +43,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Reject counts that cannot work before anything is loaded or written."""
+    if args.limit_test is not None and args.limit_test < 1:
+        raise ValueError(
+            f"--limit-test must be at least 1 image, got {args.limit_test}; leave it out to evaluate the training "
+            f"run's test images"
+        )
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be 0 (load in this process) or more, got {args.workers}")
+
+
+def json_safe(value):
+    """``value`` with every non-finite float (an undefined accuracy) as None: null in strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    check_args(args)
     model, ckpt = model_from_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
     model = model.to(device)
@@ -68,12 +94,13 @@ def run(args: argparse.Namespace) -> int:
         loss=res.loss,
         per_class_top1=dict(zip(classes, per_class, strict=True)),
     )
-    (out / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # a class without test images has no accuracy: null in eval.json, empty in per_class.csv (never bare NaN)
+    (out / "eval.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
     with open(out / "per_class.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["class", "images", "top1"])
         for c, n, acc in zip(classes, res.confusion.sum(1).tolist(), per_class, strict=True):
-            w.writerow([c, n, f"{acc:.3f}"])
+            w.writerow([c, n, f"{acc:.3f}" if math.isfinite(acc) else ""])
     with open(out / "confusion_matrix.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *classes])
@@ -86,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{info.name} test ({res.count} images): top-1 {res.top1:.2f}%  top-5 {res.top5:.2f}%  loss {res.loss:.4f}")
     width = max(len(c) for c in classes)
     for c, acc in zip(classes, per_class, strict=True):
-        print(f"  {c:<{width}}  {acc:6.2f}%")
+        shown = f"{acc:6.2f}%" if math.isfinite(acc) else "     –   (no image of this class evaluated)"
+        print(f"  {c:<{width}}  {shown}")
     print(f"wrote {out}/eval.json, per_class.csv, confusion_matrix.csv, confusion_matrix.png")
     return 0

@@ -25,9 +25,14 @@ def wants_tuned_malloc(environ=os.environ) -> bool:
     return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
+def only_help(argv: list[str]) -> bool:
+    """A command line that only prints help or the version: no work for a tuned allocator to speed up."""
+    return not argv or any(a in ("-h", "--help", "--version") for a in argv)
+
+
 def run() -> None:
     """Console-script entry: re-exec with the allocator setting if wanted, then run the CLI."""
-    if wants_tuned_malloc():
+    if wants_tuned_malloc() and not only_help(sys.argv[1:]):
         env = dict(os.environ, GLIBC_TUNABLES=TUNED_MALLOC)
         try:
             os.execve(sys.executable, [sys.executable, "-m", "s2tdpt", *sys.argv[1:]], env)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..engine.config import TrainConfig, build_config, config_keys, load_yaml
+from ..engine.config import ConfigError, TrainConfig, build_config, config_keys, load_yaml
 from .args import add_dataclass_flags, normalise_lists
 
-# What may change when a run is resumed; anything else must match the run's config.yaml.
-RESUMABLE_CHANGES = ("epochs", "device", "workers", "download", "data_dir", "lif_backend", "compile")
+# What may change when a run is resumed; anything else must match the run's config.yaml. lr, clip_grad and amp are
+# the remedies for a diverged run; a change is recorded in config.yaml and train.log.
+RESUMABLE_CHANGES = (
+    "epochs", "device", "workers", "download", "data_dir", "lif_backend", "compile", "lr", "clip_grad", "amp",
+)  # fmt: skip
 
 DESCRIPTION = """Train an S²TDPT model. With no arguments: the embedded quick start — a small S²TDPT on scikit-learn's
 8×8 handwritten digits, on the CPU, in under a minute, printing the test accuracy.
@@ -29,26 +32,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
+    """The run's config and, with --resume, its folder; every check that needs no data runs here, before any work."""
     flags = normalise_lists({k: v for k, v in vars(args).items() if k in config_keys()})
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").exists() or not (run_dir / "last.pt").exists():
-            raise FileNotFoundError(
-                f"--resume {run_dir}: no config.yaml and last.pt there (a run folder gets them after its first "
-                f"epoch); start a new run instead"
-            )
-        saved = load_yaml(run_dir / "config.yaml")
-        if args.config:
-            raise ValueError("--resume takes the run's own config.yaml; do not pass -c as well")
-        changed = sorted(k for k, v in flags.items() if k not in RESUMABLE_CHANGES and saved.get(k) != v)
-        if changed:
-            raise ValueError(
-                f"--resume cannot change {changed} (the run was configured with "
-                f"{ {k: saved.get(k) for k in changed} }); resumable changes: {list(RESUMABLE_CHANGES)}"
-            )
-        return build_config(saved, flags), run_dir
+        return _resolve_resume(Path(args.resume), flags, args.config), Path(args.resume)
     layers = [load_yaml(args.config)] if args.config else []
     return build_config(*layers, flags), None
+
+
+def _resolve_resume(run_dir: Path, flags: dict, config_file: str | None) -> TrainConfig:
+    """The config of a resumed run: its config.yaml with the allowed changes. Values are compared as the config
+    resolves them, so giving the same value in another form (``--mean cifar10``, ``--lr 3e-3``) is not a change."""
+    from ..engine.run import RunDir
+
+    if config_file:
+        raise ConfigError("--resume takes the run's own config.yaml; do not pass -c as well")
+    RunDir.check_resumable(run_dir)
+    saved_file = run_dir / "config.yaml"
+    saved = load_yaml(saved_file)
+    try:
+        base = build_config(saved)
+    except ConfigError as e:
+        raise ConfigError(f"{saved_file}: {e}") from None
+    out = flags.pop("out", None)
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise ConfigError(f"--resume continues the run in {run_dir}; drop --out {out}")
+    cfg = build_config(saved, flags)
+    changed = sorted(k for k in flags if k not in RESUMABLE_CHANGES and getattr(cfg, k) != getattr(base, k))
+    if changed:
+        raise ConfigError(
+            f"--resume cannot change {changed} (the run was configured with "
+            f"{ {k: getattr(base, k) for k in changed} }); resumable changes: {list(RESUMABLE_CHANGES)}; to train "
+            f"with other settings, start a new run: s2tdpt train -c {saved_file} --out NEW ..."
+        )
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

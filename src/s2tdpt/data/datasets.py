@@ -2,11 +2,18 @@
 
 Every builder returns ``(train, test, info)``: two map-style datasets that yield ``(PIL image, label)`` before
 transforms, and a :class:`DatasetInfo` with what the model and the transforms need. Missing data gives a
-``DatasetNotFound`` error that says where the data was looked for and how to get it.
+``DatasetNotFound`` error that says where the data was looked for and how to get it; an image file that cannot be
+decoded (damaged, not an image, too large) gives an :class:`ImageFileError` naming the file.
+
+Image folders: the model takes one channel only when every image of the folder (train and test) is greyscale;
+otherwise every image is converted to RGB, greyscale ones included. A class folder that exists under ``train/``
+but not under ``test/`` is allowed (its test accuracy is then undefined, and a warning names it); a class under
+``test/`` that is not under ``train/`` is an error.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +52,60 @@ class DatasetNotFound(FileNotFoundError):
     """The dataset is not on disk (and could not be downloaded)."""
 
 
+class ImageFileError(ValueError):
+    """An image file cannot be decoded: damaged, truncated, not an image, or larger than Pillow's safety limit."""
+
+
+GREY_BANDS = ("1", "L", "I", "F")  # first band of Pillow's greyscale modes (1, L, LA, I, I;16, F, ...)
+
+
+def _image_error(path: str | Path, e: Exception) -> ImageFileError:
+    if isinstance(e, Image.DecompressionBombError):
+        return ImageFileError(
+            f"image {path} is too large to decode safely ({e}). Downscale it (the model sees small images, e.g. "
+            f"32×32) or remove it, then run again."
+        )
+    if isinstance(e, FileNotFoundError):
+        return ImageFileError(f"image {path} does not exist")
+    return ImageFileError(
+        f"cannot decode image {path} ({type(e).__name__}: {e}): the file is damaged (e.g. truncated by an "
+        f"interrupted copy) or not an image. Replace it with an intact copy or delete it, then run again."
+    )
+
+
+def open_image(path: str | Path, mode: str) -> Image.Image:
+    """Decode an image file fully and convert it to ``mode``; :class:`ImageFileError` naming the file if it cannot."""
+    try:
+        with Image.open(path) as im:
+            return im.convert(mode)  # convert() decodes the whole file: truncation shows here
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:  # SyntaxError: some PIL decoders
+        raise _image_error(path, e) from e
+
+
+def image_header(path: str | Path) -> tuple[bool, tuple[int, int]]:
+    """``(greyscale?, (width, height))`` from an image file's header, without decoding its pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.getbands()[0] in GREY_BANDS, im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise _image_error(path, e) from e
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, bool]:
+    """An image file as uint8 ``[H, W]`` if it is greyscale, else ``[H, W, 3]``; and whether it is greyscale."""
+    try:
+        with Image.open(path) as im:
+            grey = im.getbands()[0] in GREY_BANDS
+            return np.asarray(im.convert("L" if grey else "RGB")), grey
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise _image_error(path, e) from e
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """``[H, W]`` grey → ``[H, W, 3]`` with R = G = B (what Pillow's L → RGB conversion computes)."""
+    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
@@ -76,9 +137,11 @@ class FolderDataset(Dataset):
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
     def __init__(self, root: Path, classes: Sequence[str], transform: Callable | None = None, mode: str = "RGB"):
+        # a class without a folder here has no images in this split (a test split may lack classes)
         self.samples = [
             (str(p), label)
             for label, cls in enumerate(classes)
+            if (root / cls).is_dir()
             for p in sorted((root / cls).iterdir())
             if p.suffix.lower() in self.EXTENSIONS
         ]
@@ -88,21 +151,24 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def decoded(self) -> ArrayDataset:
-        """All images decoded into one uint8 array (same order and labels); they must share one size."""
-        images = []
-        for path, _ in self.samples:
-            with Image.open(path) as im:
-                images.append(np.asarray(im.convert(self.mode)))
-        shapes = {a.shape for a in images}
-        if len(shapes) > 1:
-            raise ValueError(f"images of different sizes {sorted(shapes)[:3]} in one folder; resize them first")
+    def decoded(self, images: Sequence[np.ndarray] | None = None) -> ArrayDataset:
+        """All images as one uint8 array (same order and labels); they must share one size.
+
+        ``images``: the samples already decoded in ``self.mode`` (else they are decoded here).
+        """
+        if images is None:
+            images = [np.asarray(open_image(path, self.mode)) for path, _ in self.samples]
+        odd = next((i for i, a in enumerate(images) if a.shape != images[0].shape), None)
+        if odd is not None:
+            raise ValueError(
+                f"images of different sizes in one folder: {self.samples[0][0]} is {images[0].shape[1::-1]} pixels "
+                f"but {self.samples[odd][0]} is {images[odd].shape[1::-1]}; resize them to one size first"
+            )
         return ArrayDataset(np.stack(images), self.labels, self.transform)
 
     def __getitem__(self, i: int):
         path, label = self.samples[i]
-        with Image.open(path) as im:
-            img = im.convert(self.mode)
+        img = open_image(path, self.mode)
         return (self.transform(img) if self.transform else img), label
 
 
@@ -200,23 +266,40 @@ def build_imagefolder(root: str | None, download: bool):
     classes = sorted(p.name for p in (base / "train").iterdir() if p.is_dir())
     if not classes:
         raise DatasetNotFound(f"'{base / 'train'}' has no class subfolders")
-    missing = [c for c in sorted(p.name for p in (base / "test").iterdir() if p.is_dir()) if c not in classes]
-    if missing:
-        raise ValueError(f"test classes {missing} of '{base}' do not occur in its train folder")
-    probe = FolderDataset(base / "train", classes)
-    if len(probe) == 0:
-        raise DatasetNotFound(f"no images with extensions {FolderDataset.EXTENSIONS} under '{base / 'train'}'")
-    with Image.open(probe.samples[0][0]) as im:
-        mode = "L" if im.mode in ("L", "1", "I;16") else "RGB"
-        width, height = im.size
+    unknown = [c for c in sorted(p.name for p in (base / "test").iterdir() if p.is_dir()) if c not in classes]
+    if unknown:
+        raise ValueError(
+            f"test classes {unknown} of '{base}' do not occur in its train folder (train classes: {classes}); "
+            f"rename or remove those test folders so that every test class has training images"
+        )
+    train, test = FolderDataset(base / "train", classes), FolderDataset(base / "test", classes)
+    for split, ds in (("train", train), ("test", test)):
+        if len(ds) == 0:
+            raise DatasetNotFound(f"no images with extensions {FolderDataset.EXTENSIONS} under '{base / split}'")
+    untested = [c for i, c in enumerate(classes) if not np.any(test.labels == i)]
+    if untested:
+        logging.getLogger("s2tdpt").warning(
+            f"image folder '{base}': classes {untested} have training images but no test images; their test "
+            f"accuracy is undefined (null in s2tdpt eval's eval.json)"
+        )
+    grey, (width, height) = image_header(train.samples[0][0])
     if width != height:
-        raise ValueError(f"image folders need square images (or --img-size to resize); first image is {width}×{height}")
-    train = FolderDataset(base / "train", classes, mode=mode)
-    test = FolderDataset(base / "test", classes, mode=mode)
-    info = DatasetInfo(f"imagefolder:{base.name}", len(classes), 1 if mode == "L" else 3, width, tuple(classes))
-    channels = 1 if mode == "L" else 3
-    if (len(train) + len(test)) * width * height * channels <= DECODE_BYTES:  # e.g. CIFAR-10: 184 MB
-        train, test = train.decoded(), test.decoded()  # decode every image once, not once per epoch
+        raise ValueError(
+            f"image folders need square images (or --img-size to resize); {train.samples[0][0]} is {width}×{height}"
+        )
+    # One channel only if every image (train and test) is greyscale: a colour folder whose first image is grey
+    # stays RGB, its grey images converted. Folders of up to DECODE_BYTES (counted as RGB; e.g. CIFAR-10: 184 MB)
+    # are decoded into memory once, not once per epoch, and that single pass also finds the channels.
+    if (len(train) + len(test)) * width * height * 3 <= DECODE_BYTES:
+        pixels = [[read_image(path) for path, _ in ds.samples] for ds in (train, test)]
+        grey = all(g for split in pixels for _, g in split)
+        train.mode = test.mode = "L" if grey else "RGB"
+        train = train.decoded([a if grey else _as_rgb(a) for a, _ in pixels[0]])
+        test = test.decoded([a if grey else _as_rgb(a) for a, _ in pixels[1]])
+    else:
+        grey = all(image_header(path)[0] for path, _ in train.samples + test.samples)
+        train.mode = test.mode = "L" if grey else "RGB"
+    info = DatasetInfo(f"imagefolder:{base.name}", len(classes), 1 if grey else 3, width, tuple(classes))
     return train, test, info
 
 
@@ -253,7 +336,9 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFound",
     "FolderDataset",
+    "ImageFileError",
     "build_datasets",
     "default_normalization",
     "load_digits_split",
+    "open_image",
 ]

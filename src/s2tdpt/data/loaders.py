@@ -26,6 +26,8 @@ class DataBundle:
 
 def limit(ds: Dataset, n: int | None) -> Dataset:
     """An evenly spaced subset of ``n`` items: every class of a class-sorted folder stays represented."""
+    if n is not None and n < 1:
+        raise ValueError(f"cannot use {n} images of a {len(ds)}-image split: give at least 1, or no limit for all")
     if n is None or n >= len(ds):
         return ds
     return Subset(ds, [i * len(ds) // n for i in range(n)])

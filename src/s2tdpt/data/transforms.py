@@ -55,7 +55,7 @@ def build_transform(
 
     Training adds, in this order: random crop with ``crop_pad`` pixels of zero padding, horizontal flip with
     probability ``hflip``, timm's RandAugment policy ``aa`` (e.g. ``"rand-m9-n1-mstd0.4-inc1"``), and timm's
-    per-pixel random erasing with probability ``reprob`` after normalisation.
+    random erasing with probability ``reprob`` after normalisation, boxes filled with 0 (the anchor's ``const``).
     """
     ops: list = []
     if img_size != native_size:
@@ -76,5 +76,6 @@ def build_transform(
     if train and reprob > 0:
         from timm.data.random_erasing import RandomErasing
 
-        ops.append(RandomErasing(reprob, mode="pixel", device="cpu"))
+        # "const" as the anchor recipe (remode: const): erased boxes become 0, i.e. the mean colour after Normalize
+        ops.append(RandomErasing(reprob, mode="const", device="cpu"))
     return T.Compose(ops)

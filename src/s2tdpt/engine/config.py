@@ -7,6 +7,10 @@ Precedence: these defaults ← a YAML file (``-c``) ← command-line flags. The 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,14 @@ from ..data.datasets import DATASETS, NORMALIZATION
 
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
+LIF_BACKENDS = ("auto", "compiled", "fused", "torch")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid. The message names the key, the value given and what is expected.
+
+    A config error depends only on the configuration, so under torchrun every rank raises the same one.
+    """
 
 
 def _f(default: Any, help: str, **kw) -> Any:  # noqa: A002 - field helper with the help text as metadata
@@ -31,11 +43,13 @@ class TrainConfig:
     # --- model
     model: str = _f("s2tdpt_digits", "named model (s2tdpt.list_models())")
     attention: str | None = _f(None, "token mixer (s2tdpt.list_attentions()); default: the model's own (stdp)")
-    timesteps: int | None = _f(None, "simulation timesteps T; default: the model's own")
+    timesteps: int | None = _f(None, "simulation timesteps T (>= 1); default: the model's own")
     model_kwargs: dict = _f({}, "other model config fields as a YAML/JSON mapping, e.g. '{num_heads: 8}'")
     # --- data
     dataset: str = _f("digits", f"one of {', '.join(DATASETS)}")
-    data_dir: str | None = _f(None, "dataset folder (CIFAR: torchvision root; imagefolder: root with train/ test/)")
+    data_dir: str | None = _f(
+        None, "dataset folder (CIFAR: torchvision root; imagefolder: root with train/ test/); recorded absolute"
+    )
     download: bool = _f(True, "download CIFAR / Fashion-MNIST when missing (needs network)")
     img_size: int | None = _f(None, "resize images to this size; default: the dataset's native size")
     mean: list | None = _f(None, f"normalisation mean per channel, or a preset name ({', '.join(NORMALIZATION)})")
@@ -63,10 +77,12 @@ class TrainConfig:
     lr: float = _f(3e-3, "peak learning rate")
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
     warmup_lr: float = _f(1e-5, "learning rate at the start of warm-up")
-    warmup_epochs: float = _f(1.0, "warm-up length in epochs")
+    warmup_epochs: float | None = _f(
+        None, "warm-up length in epochs; default: 1, or half the schedule when that is shorter than 2 epochs"
+    )
     cooldown_epochs: int = _f(0, "epochs at min_lr after the cosine schedule")
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to norm and bias parameters)")
-    clip_grad: float | None = _f(None, "clip the gradient norm to this value")
+    clip_grad: float | None = _f(None, "clip the gradient norm to this value (> 0); default: off (no clipping)")
     # --- runtime
     lif_backend: str = _f(
         "fused",
@@ -90,53 +106,179 @@ class TrainConfig:
     out: str | None = _f(None, "run folder; default runs/<time>-<dataset>-<model>")
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ValueError:
-            return ValueError(f"config key '{name}' {why}, got {getattr(self, name)!r}")
-
-        if self.dataset not in DATASETS:
-            raise bad("dataset", f"must be one of {list(DATASETS)}")
-        if self.lif_backend not in ("auto", "compiled", "fused", "torch"):
-            raise bad("lif_backend", "must be one of ['auto', 'compiled', 'fused', 'torch']")
+        """Coerce what is unambiguous (``"5e-4"`` → 5e-4, ``2.0`` → 2), reject the rest, resolve the defaults."""
         if isinstance(self.compile, bool):  # YAML reads `compile: off` / `on` / `true` as a boolean
             object.__setattr__(self, "compile", "on" if self.compile else "off")
-        if self.compile not in COMPILE_MODES:
-            raise bad("compile", f"must be one of {list(COMPILE_MODES)}")
-        if self.amp not in AMP_MODES:
-            raise bad("amp", f"must be one of {list(AMP_MODES)}")
-        for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise bad(name, "must be a positive integer")
-        for name in ("lr", "min_lr", "warmup_lr", "weight_decay", "warmup_epochs", "cooldown_epochs", "workers"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must be >= 0")
-        if self.lr <= 0:
-            raise bad("lr", "must be > 0")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise bad("time_budget", "must be > 0 seconds")
-        if self.warmup_epochs + self.cooldown_epochs >= self.epochs:
-            raise ValueError(
-                f"warmup_epochs ({self.warmup_epochs}) + cooldown_epochs ({self.cooldown_epochs}) must be less than "
-                f"epochs ({self.epochs})"
-            )
-        for name in ("hflip", "reprob", "smoothing"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise bad(name, "must lie in [0, 1]")
-        if not isinstance(self.model_kwargs, Mapping):
-            raise bad("model_kwargs", "must be a mapping of model config fields")
+        types_ = _field_types()
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), types_[f.name]))
+        _check_values(self)
+        object.__setattr__(self, "warmup_epochs", _resolve_warmup(self))
         for name in ("mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                if value not in NORMALIZATION:
-                    raise bad(name, f"must be a list of floats or one of {list(NORMALIZATION)}")
-                object.__setattr__(self, name, list(NORMALIZATION[value][0 if name == "mean" else 1]))
+            object.__setattr__(self, name, _resolve_normalization(name, getattr(self, name)))
         if (self.mean is None) != (self.std is None) or (self.mean and len(self.mean) != len(self.std)):
-            raise ValueError(f"give 'mean' and 'std' together, with one value per channel: {self.mean}, {self.std}")
+            raise ConfigError(f"give 'mean' and 'std' together, with one value per channel: {self.mean}, {self.std}")
+        if self.data_dir:  # absolute, so that eval / explain / --resume find the data from any folder
+            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().absolute()))
+        if self.aa:
+            _check_augmentation(self.aa)
+        _check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _bad(name: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"config key '{name}' {why}, got {value!r}")
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+_EXPECTED = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+_NULL_WORDS = ("none", "null")
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """``value`` as the field's type where that is unambiguous, else a ``ConfigError`` naming key, value, type."""
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else tp
+    base = typing.get_origin(base) or base  # dict[...] → dict
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _NULL_WORDS)):
+        return None
+    if optional and base in (int, float) and (value is False or (isinstance(value, str) and value.lower() == "off")):
+        return None  # `clip_grad: off` (YAML reads a boolean), `--clip-grad off`
+    if base is dict and value is None:
+        return {}  # `model_kwargs:` with nothing after it
+    expected = _EXPECTED.get(base, base.__name__) + (" or null" if optional else "")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise _bad(name, value, f"must be {expected}")
+    if base in (int, float):
+        number = _number(value)
+        if number is None:
+            raise _bad(name, value, f"must be {expected}")
+        if not math.isfinite(number):
+            raise _bad(name, value, "must be a finite number")
+        if base is float:
+            return float(number)
+        if float(number).is_integer():
+            return int(number)
+        raise _bad(name, value, f"must be {expected} (a whole number)")
+    if base is str and not isinstance(value, str):
+        raise _bad(name, value, f"must be {expected}")
+    return value  # mappings and lists are checked by _check_values
+
+
+def _number(value: Any) -> int | float | None:
+    """An int or float from a number or a numeric string (YAML reads ``5e-4`` as a string); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value.strip())
+            except ValueError:
+                pass
+    return None
+
+
+def _check_values(cfg: TrainConfig) -> None:
+    """Choices and ranges of single keys, and the combinations that timm would reject in the middle of a run."""
+    choices = dict(dataset=DATASETS, lif_backend=LIF_BACKENDS, compile=COMPILE_MODES, amp=AMP_MODES)
+    for name, allowed in choices.items():
+        if getattr(cfg, name) not in allowed:
+            raise _bad(name, getattr(cfg, name), f"must be one of {list(allowed)}")
+    at_least = dict(epochs=1, batch_size=1, timesteps=1, img_size=1, limit_train=1, limit_test=1)
+    at_least.update(workers=0, crop_pad=0, cooldown_epochs=0, mixup_off_epoch=0, seed=0, mixup=0, cutmix=0)
+    at_least.update(min_lr=0, warmup_lr=0, warmup_epochs=0, weight_decay=0)
+    for name, low in at_least.items():
+        value = getattr(cfg, name)
+        if value is not None and value < low:
+            nullable = " (or null for the default)" if _field_default(name) is None else ""
+            raise _bad(name, value, f"must be >= {low}{nullable}")
+    for name in ("lr", "clip_grad", "time_budget"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise _bad(name, value, "must be > 0" + ("" if name == "lr" else " (or null/off)"))
+    for name in ("hflip", "reprob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise _bad(name, getattr(cfg, name), "is a probability and must lie in [0, 1]")
+    if not 0.0 <= cfg.smoothing < 1.0:
+        raise _bad("smoothing", cfg.smoothing, "must lie in [0, 1) (1 would leave no weight on the true class)")
+    if (cfg.mixup > 0 or cfg.cutmix > 0) and cfg.batch_size % 2:
+        raise ConfigError(
+            f"mixup / cutmix mix the images of a batch in pairs, so batch_size must be even, got {cfg.batch_size}: "
+            f"use --batch-size {cfg.batch_size - 1 or 2} or {cfg.batch_size + 1}"
+        )
+    if not isinstance(cfg.model_kwargs, Mapping):
+        raise _bad("model_kwargs", cfg.model_kwargs, "must be a mapping of model config fields, e.g. {num_heads: 8}")
+
+
+def _field_default(name: str) -> Any:
+    f = TrainConfig.__dataclass_fields__[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _resolve_warmup(cfg: TrainConfig) -> float:
+    """The warm-up in epochs: given, or 1 epoch shortened to half the schedule when the run is short."""
+    schedule = cfg.epochs - cfg.cooldown_epochs  # warm-up + cosine
+    if schedule <= 0:
+        raise _bad("cooldown_epochs", cfg.cooldown_epochs, f"must be less than epochs ({cfg.epochs})")
+    if cfg.warmup_epochs is None:
+        return min(1.0, schedule / 2)
+    if cfg.warmup_epochs >= schedule:
+        raise ConfigError(
+            f"warmup_epochs ({cfg.warmup_epochs:g}) + cooldown_epochs ({cfg.cooldown_epochs}) must be less than "
+            f"epochs ({cfg.epochs}), so that the cosine schedule has steps: use --warmup-epochs 0 (no warm-up) or a "
+            f"value below {schedule:g}, or more --epochs"
+        )
+    return cfg.warmup_epochs
+
+
+def _resolve_normalization(name: str, value: Any) -> list[float] | None:
+    """A preset name → its constants; a list → floats (numeric strings accepted)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in NORMALIZATION:
+            raise _bad(name, value, f"must be a list of numbers or one of {list(NORMALIZATION)}")
+        return list(NORMALIZATION[value][0 if name == "mean" else 1])
+    numbers = [_number(v) for v in value] if isinstance(value, (list, tuple)) else [None]
+    if not numbers or any(v is None or not math.isfinite(v) for v in numbers):
+        raise _bad(name, value, f"must be a list of numbers, one per channel, or one of {list(NORMALIZATION)}")
+    return [float(v) for v in numbers]
+
+
+def _check_augmentation(policy: str) -> None:
+    """Build the RandAugment transform once, so that a bad policy fails before any work (imports timm)."""
+    from ..data.transforms import build_transform
+
+    try:
+        build_transform(train=True, img_size=8, native_size=8, mean=(0.5,), std=(0.5,), aa=policy)
+    except Exception as e:  # timm asserts on unknown policies and sections
+        detail = f" ({e})" if str(e) else ""
+        raise _bad("aa", policy, f"must be a timm RandAugment policy such as rand-m9-n1-mstd0.4-inc1{detail}") from None
+
+
+def _check_device(name: str) -> None:
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError):
+        raise _bad("device", name, "must be auto, cpu, cuda or cuda:N (a PyTorch device)") from None
 
 
 def config_keys() -> list[str]:
@@ -146,26 +288,26 @@ def config_keys() -> list[str]:
 def check_keys(d: Mapping[str, Any], source: str) -> None:
     unknown = sorted(set(d) - set(config_keys()))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {source}; valid keys: {', '.join(config_keys())}")
+        raise ConfigError(f"unknown key(s) {unknown} in {source}; valid keys: {', '.join(config_keys())}")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file; unknown keys raise ``ValueError`` listing the valid ones."""
+    """Read a YAML config file; unknown keys raise ``ConfigError`` listing the valid ones."""
     try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
     except OSError as e:
-        raise ValueError(f"cannot read config file {path}: {e}") from e
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:
-        raise ValueError(f"config file {path} is not valid YAML: {e}") from e
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
     check_keys(data, f"config file {path}")
     return data
 
 
 def build_config(*layers: Mapping[str, Any]) -> TrainConfig:
-    """Defaults ← each mapping in turn (YAML, then flags). Unknown keys raise ``ValueError``."""
+    """Defaults ← each mapping in turn (YAML, then flags). Unknown keys and bad values raise ``ConfigError``."""
     merged: dict[str, Any] = {}
     for i, layer in enumerate(layers):
         check_keys(layer, f"configuration layer {i}")

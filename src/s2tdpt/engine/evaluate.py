@@ -89,7 +89,9 @@ def evaluate(
     all_reduce_sum(sums, ctx)
     all_reduce_sum(confusion, ctx)
     model.train(was_training)
-    n = max(int(sums[3].item()), 1)
+    n = int(sums[3].item())
+    if n == 0:  # an accuracy of no images is undefined, not 0 %
+        raise ValueError("the test set is empty: nothing to evaluate; check the data folder and --limit-test")
     return EvalResult(
         loss=sums[0].item() / n,
         top1=100.0 * sums[1].item() / n,

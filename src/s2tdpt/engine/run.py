@@ -1,18 +1,30 @@
-"""The run folder: resolved config, metrics.csv, train.log, final.json, checkpoints. Only rank 0 writes."""
+"""The run folder: resolved config, metrics.csv, train.log, final.json, checkpoints. Only rank 0 writes.
+
+A run folder is never overwritten: a new run refuses a folder that holds any run file, every file is replaced
+atomically (temporary file, then rename), and a write that fails (a full disk, a read-only folder) stops the run
+with a :class:`RunFolderError` that says which file and how to continue.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import io
 import json
 import logging
+import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_torch_save
-from .config import TrainConfig, save_yaml
+import yaml
+
+from .checkpoint import atomic_torch_save, atomic_write, load_checkpoint
+from .config import ConfigError, TrainConfig
 
 METRIC_COLUMNS = (
     "epoch",
@@ -26,11 +38,64 @@ METRIC_COLUMNS = (
     "images_per_s",
     "train_s",
 )
+RUN_FILES = ("config.yaml", "metrics.csv", "train.log", "final.json", "last.pt", "best.pt")
+# model config fields that select an implementation of the same neuron, not a different model
+IMPLEMENTATION_FIELDS = ("lif_backend",)
 LOGGER = "s2tdpt"
+
+
+class RunFolderError(RuntimeError):
+    """A run folder cannot be used or written; the message says why and what to do."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the message says how to continue the run."""
 
 
 def default_out(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.dataset}-{cfg.model}"
+
+
+def run_folder(cfg: TrainConfig, resume: str | Path | None) -> Path:
+    """The folder of a run: the resumed one, ``cfg.out``, or a new ``runs/<time>-<dataset>-<model>``."""
+    return Path(resume) if resume else Path(cfg.out) if cfg.out else default_out(cfg)
+
+
+def continue_hint(path: Path) -> str:
+    """How to continue the run in ``path``, from what the folder holds now."""
+    if (path / "last.pt").exists():
+        return f"resume with `s2tdpt train --resume {path}`"
+    if (path / "config.yaml").exists():
+        return (
+            f"start it again with `s2tdpt train --resume {path}` (it had no checkpoint yet, so it restarts from "
+            f"epoch 1)"
+        )
+    return "nothing was written: run the same command again"
+
+
+def divergence_advice(path: Path, epochs_done: int, lr: float) -> str:
+    """What to do after the loss became NaN/inf: names last.pt only when it exists."""
+    change = f"a lower --lr (e.g. `--lr {lr / 10:g}`), --clip-grad 1 or --amp none"
+    if (path / "last.pt").exists():
+        return (
+            f"Its last good checkpoint ({path / 'last.pt'}, end of epoch {epochs_done}) is untouched: continue from "
+            f"it with {change}, e.g. `s2tdpt train --resume {path} --lr {lr / 10:g}` (the change is recorded in "
+            f"config.yaml and train.log)."
+        )
+    return (
+        f"No checkpoint was written yet: start it again with {change}, e.g. "
+        f"`s2tdpt train --resume {path} --lr {lr / 10:g}` (it restarts from epoch 1)."
+    )
+
+
+def model_config_changes(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Fields where two model configs differ, ``{field: (saved, new)}``; the LIF implementation does not count."""
+    keys = (set(saved) | set(new)) - set(IMPLEMENTATION_FIELDS)
+    return {k: (saved.get(k), new.get(k)) for k in sorted(keys) if saved.get(k) != new.get(k)}
+
+
+def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
+    return ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in changes.items())
 
 
 class RunDir:
@@ -38,35 +103,133 @@ class RunDir:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.start_note = ""  # what `start` did, for the log: resumed after epoch N, restarted
 
+    # --- before any work: nothing is written
     @staticmethod
     def check_new(path: Path) -> None:
-        """Refuse a folder that already holds a run (called before any work, so nothing is overwritten)."""
-        if (path / "last.pt").exists() or (path / "metrics.csv").exists():
-            raise FileExistsError(
+        """Refuse a folder that a new run cannot use (called before any work, so nothing is overwritten)."""
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"--out {path} is a file, not a folder; choose a folder path for the run")
+        present = [name for name in RUN_FILES if (path / name).exists()]
+        if "last.pt" in present:
+            raise RunFolderError(
                 f"run folder {path} already holds a run; continue it with --resume {path} or choose another --out"
             )
+        if "config.yaml" in present and not {"best.pt", "final.json"} & set(present):
+            raise RunFolderError(
+                f"run folder {path} already holds a run that stopped before its first checkpoint "
+                f"({', '.join(present)}); start it again with `s2tdpt train --resume {path}` (from epoch 1, with its "
+                f"config.yaml) or choose another --out"
+            )
+        if present:
+            raise RunFolderError(
+                f"run folder {path} already holds {', '.join(present)} of another run, which a new run would "
+                f"overwrite; choose another --out"
+            )
+        _check_writable(path)
+
+    @staticmethod
+    def check_resumable(path: Path) -> bool:
+        """Whether the run in ``path`` has a checkpoint to continue from; False: it restarts from epoch 1.
+
+        Raises when the folder holds no run, or a run that cannot be continued (best.pt but no last.pt).
+        """
+        if not (path / "config.yaml").is_file():
+            raise RunFolderError(
+                f"--resume {path}: no run there (no config.yaml and last.pt there); check the path, or start a "
+                f"new run with --out {path}"
+            )
+        if (path / "last.pt").exists():
+            return True
+        leftovers = [name for name in ("best.pt", "final.json") if (path / name).exists()]
+        if leftovers:
+            raise RunFolderError(
+                f"--resume {path}: the folder holds {', '.join(leftovers)} but no last.pt, so the run cannot be "
+                f"continued; train a new one with its settings: `s2tdpt train -c {path / 'config.yaml'} --out NEW`"
+            )
+        return False
+
+    @classmethod
+    def prepare(cls, path: Path, resume: bool, is_main: bool = True) -> dict[str, Any] | None:
+        """Check the folder before any work; on resume, return its last checkpoint (None: restart from epoch 1)."""
+        if not resume:
+            if is_main:
+                cls.check_new(path)
+            return None
+        return load_checkpoint(path / "last.pt") if cls.check_resumable(path) else None
+
+    # --- once the data and the model were built without error
+    @classmethod
+    def start(
+        cls, path: Path, cfg: TrainConfig, model_config: dict[str, Any], ckpt: dict[str, Any] | None, *,
+        resume: bool, is_main: bool = True,
+    ) -> RunDir:  # fmt: skip
+        """Create (or reopen) the folder and write config.yaml, after checking that the checkpoint fits the model.
+
+        On resume, metrics.csv loses the rows of epochs after the checkpoint, best.pt is restored from last.pt when
+        the checkpoint is the best epoch (a run stopped between writing the two), and ``start_note`` says what
+        changed against the run's previous config.
+        """
+        epochs_done = ckpt["epoch"] if ckpt else 0
+        if ckpt:
+            changed = model_config_changes(ckpt["model_config"], model_config)
+            if changed:
+                raise ConfigError(
+                    f"the checkpoint in {path} was trained with a different model ({_describe(changed)}); a resumed "
+                    f"run keeps its model: drop the settings that change it, or start a new run"
+                )
+        if not is_main:
+            return cls(None)
+        if not resume:
+            run = cls.create(path)
+            run.save_config(cfg)
+            return run
+        run = cls(path)
+        previous = ckpt["train_config"] if ckpt else yaml.safe_load((path / "config.yaml").read_text())
+        for stale in path.glob(".*.tmp-*"):  # temporary files of a process that was killed while writing
+            stale.unlink(missing_ok=True)
+        run.truncate_metrics(epochs_done)
+        if ckpt and ckpt["best_epoch"] + 1 == epochs_done:
+            run._copy_last_to_best()  # again: the run may have stopped between writing last.pt and best.pt
+        run.save_config(cfg)
+        changes = {k: (v, cfg.to_dict().get(k)) for k, v in previous.items() if k != "out"}
+        changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+        run.start_note = (
+            f"resuming {path} after epoch {epochs_done}/{cfg.epochs}"
+            if ckpt
+            else f"{path} has no checkpoint yet: training it again from epoch 1"
+        )
+        run.start_note += f", with changes: {_describe(changes)}" if changes else ""
+        return run
 
     @classmethod
     def create(cls, path: Path) -> RunDir:
         cls.check_new(path)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunFolderError(f"cannot create run folder {path}: {e.strerror}; choose another --out") from None
         return cls(path)
 
+    # --- during the run
     def save_config(self, cfg: TrainConfig) -> None:
         if self.path:
-            save_yaml(cfg, self.path / "config.yaml")
+            text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+            self._write_text("config.yaml", text)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         if not self.path:
             return
         file = self.path / "metrics.csv"
         new = not file.exists()
-        with open(file, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-            if new:
-                w.writeheader()
-            w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
+        with self._writing("metrics.csv"), open(file, "a", newline="") as f:
+            f.write(buf.getvalue())  # one write: a crash leaves at most a partial last line, dropped on resume
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """On resume: drop rows of epochs after the checkpoint (written before a crash, not in the weights)."""
@@ -74,27 +237,78 @@ class RunDir:
         if not file or not file.exists():
             return
         with open(file, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if rows and int(rows[0]["epoch"]) == 0:  # written before epochs counted from 1: renumber
-            rows = [dict(r, epoch=int(r["epoch"]) + 1) for r in rows]
-        rows = [r for r in rows if int(r["epoch"]) <= epochs_done]
-        with open(file, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-            w.writeheader()
-            w.writerows(rows)
+            rows = [r for r in csv.DictReader(f) if _epoch(r) is not None]  # a partial last line has no epoch
+        if rows and _epoch(rows[0]) == 0:  # written before epochs counted from 1: renumber
+            rows = [dict(r, epoch=_epoch(r) + 1) for r in rows]
+        rows = [r for r in rows if _epoch(r) <= epochs_done]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        self._write_text("metrics.csv", buf.getvalue())
 
     def save_checkpoint(self, state: dict[str, Any], is_best: bool) -> None:
         if not self.path:
             return
-        atomic_torch_save(state, self.path / "last.pt")
+        with self._writing("last.pt"):
+            atomic_torch_save(state, self.path / "last.pt")
         if is_best:
-            tmp = self.path / ".best.pt.tmp"
-            shutil.copyfile(self.path / "last.pt", tmp)
-            tmp.replace(self.path / "best.pt")
+            self._copy_last_to_best()
 
     def save_final(self, summary: dict[str, Any]) -> None:
         if self.path:
-            (self.path / "final.json").write_text(json.dumps(summary, indent=2) + "\n")
+            self._write_text("final.json", json.dumps(summary, indent=2) + "\n")
+
+    def _copy_last_to_best(self) -> None:
+        def copy(f) -> None:
+            with open(self.path / "last.pt", "rb") as src:
+                shutil.copyfileobj(src, f)
+
+        with self._writing("best.pt"):
+            atomic_write(self.path / "best.pt", copy)
+
+    def _write_text(self, name: str, text: str) -> None:
+        with self._writing(name):
+            atomic_write(self.path / name, lambda f: f.write(text.encode()))
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """Turn a failed write of ``name`` into a RunFolderError that says what happened and how to continue."""
+        try:
+            yield
+        except OSError as e:
+            raise RunFolderError(write_failure(self.path, name, e)) from e
+
+
+def write_failure(path: Path, name: str, e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device while writing {path / name}; free space and {continue_hint(path)}"
+    return f"cannot write {path / name} ({e.strerror or e}); {continue_hint(path)} once it can be written"
+
+
+def _epoch(row: dict[str, Any]) -> int | None:
+    try:
+        return int(row["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _check_writable(path: Path) -> None:
+    """The folder exists and is writable, or the nearest existing folder above it is (to create it)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunFolderError(f"cannot create run folder {path}: {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(f"cannot write run folder {path}: {existing} is not writable; choose another --out")
+
+
+class _RunLogHandler(logging.FileHandler):
+    """train.log; a failed write (full disk) is left to the run's next file write to report, without a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
 
 
 def setup_logging(run: RunDir, is_main: bool) -> logging.Logger:
@@ -109,7 +323,8 @@ def setup_logging(run: RunDir, is_main: bool) -> logging.Logger:
     console.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(console)
     if run.path:
-        file = logging.FileHandler(run.path / "train.log")
+        with run._writing("train.log"):
+            file = _RunLogHandler(run.path / "train.log")
         file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(file)
     return log

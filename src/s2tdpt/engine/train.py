@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,12 @@ from tqdm import tqdm
 from .. import __version__
 from ..data.loaders import DataBundle, build_loaders
 from ..models import S2TDPT, S2TDPTConfig, resolve_config
-from .checkpoint import FORMAT, load_checkpoint, rng_state, set_rng_state
+from .checkpoint import FORMAT, rng_state, set_rng_state
 from .config import TrainConfig
 from .distributed import DistContext, all_reduce_sum, broadcast_buffers, cleanup, init_distributed
 from .evaluate import autocast, evaluate, resolve_amp
 from .fast import compile_training
-from .run import RunDir, default_out, setup_logging
+from .run import RunDir, TrainingInterrupted, continue_hint, divergence_advice, run_folder, setup_logging
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,18 +96,29 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
     return resolve_config(cfg.model, **overrides)
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None) -> TrainResult:
-    """Train (or, with ``resume=RUN_DIR``, continue) a run; returns its summary and the trained model."""
+def train(
+    cfg: TrainConfig, resume: str | Path | None = None, timer: Callable[[], float] = time.perf_counter
+) -> TrainResult:
+    """Train (or, with ``resume=RUN_DIR``, continue) a run; returns its summary and the trained model.
+
+    ``timer`` (seconds, any origin) measures the training time: ``train_seconds`` and the ``time_budget``. Tests
+    pass a simulated clock so that a budget run stops at the same step on any machine.
+    """
     ctx = init_distributed(cfg.device)
+    run_path = run_folder(cfg, resume)
     try:
-        return _train(cfg, resume, ctx)
+        return _train(cfg.replace(out=str(run_path)), resume, ctx, timer)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted; {continue_hint(run_path)}") from None
     finally:
         cleanup(ctx)
 
 
-def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> TrainResult:
+def _train(
+    cfg: TrainConfig, resume: str | Path | None, ctx: DistContext, timer: Callable[[], float] = time.perf_counter
+) -> TrainResult:
     device = ctx.device
-    run_path = Path(resume) if resume else Path(cfg.out) if cfg.out else default_out(cfg)
+    run_path = run_folder(cfg, resume)
     lif_backend = resolve_lif_backend(cfg.lif_backend, device)
     cfg = cfg.replace(
         out=str(run_path),
@@ -114,9 +126,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         lif_backend=lif_backend,
         compile=resolve_compile(cfg.compile, lif_backend, device, ctx.world_size),
     )
-    ckpt = load_checkpoint(run_path / "last.pt") if resume else None
-    if not resume:
-        RunDir.check_new(run_path)
+    ckpt = RunDir.prepare(run_path, bool(resume), ctx.is_main)  # checks only; None: a new run or no checkpoint yet
 
     # --- data, model, optimisation (the run folder is created once they were built without error)
     seed_everything(cfg.seed, 0)  # identical initialisation on every rank
@@ -124,11 +134,8 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     cfg = cfg.replace(mean=list(data.mean), std=list(data.std))  # record the normalisation actually used
     model_cfg = model_config_for(cfg, data)
     model = S2TDPT(model_cfg).to(device)
-    run = RunDir(None)
-    if ctx.is_main:
-        run = RunDir(run_path) if resume else RunDir.create(run_path)
+    run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
     log = setup_logging(run, ctx.is_main)
-    run.save_config(cfg)
     params = sum(p.numel() for p in model.parameters())
     net = model
     if ctx.enabled:
@@ -164,27 +171,29 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
     # `epoch`, `best_epoch` count from 0 here (best_epoch also in checkpoints); metrics.csv, final.json, log: from 1
     start_epoch, best_top1, best_epoch, train_seconds = 0, -1.0, -1, 0.0
     if ckpt:
-        if ckpt["model_config"] != model_cfg.to_dict():
-            raise ValueError(f"the checkpoint in {run_path} was trained with a different model config")
+        # the scheduler's state is not restored: the schedule is a function of the step, rebuilt above from the
+        # config, so a run resumed with more epochs (or a new --lr) follows the new schedule
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:  # empty when the run had no fp16 scaler (an --amp change on resume)
+            scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
         start_epoch, best_top1, best_epoch = ckpt["epoch"], ckpt["best_top1"], ckpt["best_epoch"]
         train_seconds = ckpt.get("train_seconds", 0.0)
         epochs_done = ckpt.get("epochs_reached", float(start_epoch))
-        run.truncate_metrics(start_epoch)
-        log.info(f"resuming {run_path} after epoch {start_epoch}/{cfg.epochs}")
+    if run.start_note:
+        log.info(run.start_note)
     log.info(
         f"{model_cfg.attention} · {cfg.model} · {params:,} params · {data.info.name} "
         f"({len(data.train_loader.dataset)} train / {len(data.test_loader.dataset) * ctx.world_size} test) · "
-        f"{device} × {ctx.world_size} · amp {cfg.amp} · LIF {cfg.lif_backend}"
+        f"{device} × {ctx.world_size} · amp {cfg.amp} · LIF {cfg.lif_backend} · lr {cfg.lr:g}, warm-up "
+        f"{cfg.warmup_epochs:g} epoch(s)"
         f"{' · compiled (the first step compiles)' if cfg.compile == 'on' else ''} · run folder {run_path}"
     )
 
     # --- epochs (with a time budget: until the budget is spent, the schedule following the elapsed time)
-    clock = BudgetClock(cfg.time_budget, cfg.epochs * steps_per_epoch, train_seconds) if cfg.time_budget else None
+    planned = cfg.epochs * steps_per_epoch
+    clock = BudgetClock(cfg.time_budget, planned, train_seconds, timer) if cfg.time_budget else None
     epochs = itertools.count(start_epoch) if clock else range(start_epoch, cfg.epochs)
     test, epochs_reached = None, (epochs_done if ckpt else 0.0)
     for epoch in epochs:
@@ -194,11 +203,11 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
         data.train_sampler.set_epoch(epoch)
         if mixup and cfg.mixup_off_epoch is not None and epoch >= cfg.mixup_off_epoch:
             mixup.mixup_enabled = False
-        t0 = time.perf_counter()
+        t0 = timer()
         stats = train_one_epoch(
             net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx, clock
         )
-        train_s = time.perf_counter() - t0
+        train_s = timer() - t0
         train_seconds += train_s
         if clock:
             clock.used = train_seconds
@@ -216,7 +225,7 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
             test_loss=round(test.loss, 5),
             test_top1=round(test.top1, 3),
             test_top5=round(test.top5, 3),
-            epoch_s=round(time.perf_counter() - t0, 2),
+            epoch_s=round(timer() - t0, 2),
             images_per_s=round(stats["images"] / train_s, 1),
             train_s=round(train_seconds, 1),
         )
@@ -280,10 +289,20 @@ def _train(cfg: TrainConfig, resume: str | Path | None, ctx: DistContext) -> Tra
 
 
 class BudgetClock:
-    """Training time against a budget; maps elapsed time to a position on a schedule of ``planned_steps``."""
+    """Training time against a budget; maps elapsed time to a position on a schedule of ``planned_steps``.
 
-    def __init__(self, budget_s: float, planned_steps: int, used_s: float = 0.0) -> None:
-        self.budget, self.planned, self.used = budget_s, planned_steps, used_s
+    ``timer`` is the clock the training loop reads (seconds, any origin): ``time.perf_counter``, or a simulated
+    clock in tests.
+    """
+
+    def __init__(
+        self,
+        budget_s: float,
+        planned_steps: int,
+        used_s: float = 0.0,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.budget, self.planned, self.used, self.timer = budget_s, planned_steps, used_s, timer
 
     def spent(self, extra_s: float = 0.0) -> bool:
         return self.used + extra_s >= self.budget
@@ -311,10 +330,10 @@ def train_one_epoch(
     totals = torch.zeros(3, dtype=torch.float64)  # loss·n, top-1 hits, n
     show = ctx.is_main and sys.stderr.isatty()
     bar = tqdm(loader, desc=f"epoch {epoch + 1}" + ("" if clock else f"/{cfg.epochs}"), leave=False, disable=not show)
-    start, done = time.perf_counter(), steps
+    start, done = clock.timer() if clock else 0.0, steps
     for i, (images, labels) in enumerate(bar):
         if clock:
-            elapsed = time.perf_counter() - start
+            elapsed = clock.timer() - start
             stop = torch.tensor(float(clock.spent(elapsed)))  # ranks agree: the slowest rank's clock decides
             if all_reduce_sum(stop, ctx).item() > 0:
                 done = i
@@ -334,9 +353,8 @@ def train_one_epoch(
         loss_value = all_reduce_sum(loss.detach().reshape(1).clone(), ctx).item() / ctx.world_size
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
-                f"the training loss became {loss_value} at epoch {epoch + 1}, step {i + 1}. The run stopped; its "
-                f"last good checkpoint ({Path(cfg.out) / 'last.pt'}, end of epoch {epoch}) is untouched. Lower --lr, "
-                f"set --clip-grad, or switch --amp off, then start again or --resume from that checkpoint."
+                f"the training loss became {loss_value} at epoch {epoch + 1}, step {i + 1}; the run stopped. "
+                + divergence_advice(Path(cfg.out), epoch, cfg.lr)
             )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

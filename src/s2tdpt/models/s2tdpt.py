@@ -85,7 +85,13 @@ class S2TDPT(nn.Module):
 
 
 def _init_weights(m: nn.Module) -> None:
-    # As the anchors: truncated-normal linear weights, zero biases; convs keep PyTorch's default init.
+    # Linear layers (Q/K/V, projection, MLP, head): truncated normal, std 0.02, zero bias — the convention the
+    # anchor (Spikingformer) applies to its nn.Linear layers, of which it has only the head. Its Q/K/V, projection
+    # and MLP are 1×1 Conv1d/Conv2d with PyTorch's default init (Kaiming-uniform, a = √5: weights and biases
+    # U(±1/√fan_in), std 1/√(3·fan_in)), so this is a deviation. BN follows each of those layers and removes
+    # their weight scale and bias from the forward pass; what differs is the starting scale against AdamW's
+    # fixed-size steps (std 0.02 here, 1/√(3·fan_in) there). Kept: the recorded results were trained with it.
+    # Convs (the tokenizer) keep PyTorch's default init, as in the anchor.
     if isinstance(m, nn.Linear):
         nn.init.trunc_normal_(m.weight, std=0.02)
         if m.bias is not None:
