@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,22 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from s2tdpt.data.idx import write_idx
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_s2tdpt_logger() -> Iterator[None]:
+    """Each test starts with the package logger as a new process has it: no handlers, propagating to the root.
+
+    An in-process training run attaches handlers to the stream pytest captured for that test and stops
+    propagation; left in place they would write to a closed stream and hide later warnings from ``caplog``.
+    """
+    yield
+    log = logging.getLogger("s2tdpt")
+    for handler in log.handlers:
+        handler.close()
+    log.handlers.clear()
+    log.propagate = True
+    log.setLevel(logging.NOTSET)
 
 
 def pattern_images(n: int, label: int, size: int, channels: int, seed: int) -> np.ndarray:

@@ -76,7 +76,7 @@ def test_precedence_defaults_yaml_flags(tmp_path):
     cfg_file.write_text("epochs: 7\nlr: 0.1\nmodel_kwargs: {num_heads: 1}\n")
     args = build_parser().parse_args(["train", "-c", str(cfg_file), "--lr", "0.2"])
     cfg, resume = resolve(args)
-    assert (cfg.epochs, cfg.lr, cfg.model_kwargs, cfg.batch_size) == (7, 0.2, {"num_heads": 1}, 64)
+    assert (cfg.epochs, cfg.lr, cfg.model_kwargs, cfg.batch_size) == (7, 0.2, {"num_heads": 1}, 32)
     assert resume is None
 
 

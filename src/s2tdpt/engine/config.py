@@ -65,15 +65,15 @@ class TrainConfig:
     mixup: float = _f(0.0, "mixup alpha (0: off)")
     cutmix: float = _f(0.0, "cutmix alpha (0: off)")
     mixup_off_epoch: int | None = _f(None, "switch mixup/cutmix off from this epoch on (0-based)")
-    smoothing: float = _f(0.0, "label smoothing")
+    smoothing: float = _f(0.1, "label smoothing")
     # --- optimisation (AdamW, no decay on norm/bias; warm-up + cosine per step, then cooldown at min_lr)
-    epochs: int = _f(20, "total epochs, cooldown included (with time_budget: the schedule's nominal length)")
+    epochs: int = _f(8, "total epochs, cooldown included (with time_budget: the schedule's nominal length)")
     time_budget: float | None = _f(
         None,
         "stop after this many seconds of training (evaluation excluded); the learning-rate schedule follows the "
         "elapsed time, as if `epochs` epochs exactly filled the budget",
     )
-    batch_size: int = _f(64, "batch size per process")
+    batch_size: int = _f(32, "batch size per process")
     lr: float = _f(3e-3, "peak learning rate")
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
     warmup_lr: float = _f(1e-5, "learning rate at the start of warm-up")
