@@ -272,20 +272,16 @@ CASES = [
         lambda pre, hs: pre,  # no attention neuron: real-valued output
         kinds="rrr",
     ),
-    Case(
-        "stdp",
-        (4, 6),  # enough tokens that s·A·V crosses the threshold (A_ij ≤ 1)
-        lambda g, s: (binary(g, s, 0.5), binary(g, s, 0.5), binary(g, s, 0.6)),
-        lambda m, hs: per_head(lambda h, q, k, v: [[S * x for x in r] for r in stdp_head(q, k, v)], *hs),
-        fire,
-    ),
-    Case(
-        "stdp",
-        (4, 6),  # enough tokens that s·A·V crosses the threshold (A_ij ≤ 1)
-        lambda g, s: (binary(g, s, 0.5), binary(g, s, 0.5), binary(g, s, 0.6)),
-        lambda m, hs: per_head(lambda h, q, k, v: [[S * x for x in r] for r in stdp_head(q, k, v)], *hs),
-        fire,
-        options=dict(impl="dense"),
+    *(
+        Case(
+            "stdp",
+            (4, 6),  # enough tokens that s·A·V crosses the threshold (A_ij ≤ 1)
+            lambda g, s: (binary(g, s, 0.5), binary(g, s, 0.5), binary(g, s, 0.6)),
+            lambda m, hs: per_head(lambda h, q, k, v: [[S * x for x in r] for r in stdp_head(q, k, v)], *hs),
+            fire,
+            options=dict(impl=impl),
+        )
+        for impl in ("linear", "dense")
     ),
 ]
 IDS = [c.name + ("-" + "-".join(f"{k}={v}" for k, v in c.options.items()) if c.options else "") for c in CASES]

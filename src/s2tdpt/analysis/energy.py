@@ -164,11 +164,6 @@ def identity_ops(s: AttentionShape, r: dict[str, float], **_):
     return [], {}
 
 
-#: mechanisms whose output, the input of the block's ``attn.proj``, is real-valued whatever the data: softmax's A·V
-#: on real Q, K, V. Every other mechanism ends in a neuron, a binary mask or the V spikes. Declared rather than only
-#: observed because an untrained network is often silent, and an all-zero input looks like spikes.
-REAL_VALUED_OUTPUT = frozenset({"softmax"})
-
 ATTENTION_RULES: dict[str, Callable] = {
     "stdp": stdp_ops,
     "ssa": ssa_ops,
@@ -256,7 +251,8 @@ def estimate_energy(
     cfg = model.config
     t = cfg.timesteps
     spiking = cfg.neuron == "lif"  # a ReLU backbone (the ANN) feeds real values to every layer: all MACs
-    real_inputs = {f"{a}.proj" for a in monitor.attention} if cfg.attention in REAL_VALUED_OUTPUT else set()
+    # the mechanism says whether its output (the input of its ``proj``) is spikes
+    real_inputs = {f"{name}.proj" for name, m in model.named_modules() if getattr(m, "emits_spikes", True) is False}
     lines: list[OpCount] = []
     head = "head"
     for name, st in monitor.layers.items():

@@ -25,6 +25,9 @@ class ProjectedAttention(nn.Module):
     bn_pairs = (("qkv", "qkv_bn"), ("proj", "proj_bn"))
     #: the mechanism is only defined on spikes (e.g. STDP counts them); refuse non-spiking (ANN) backbones
     needs_spikes: bool = False
+    #: what reaches ``proj`` is spikes (a neuron, a binary mask or the V spikes); False for a real-valued output.
+    #: Declared, not only observed: an untrained network is often silent, and all zeros look like spikes.
+    emits_spikes: bool = True
 
     def __init__(self, dim: int, num_heads: int, *, neuron: NeuronFactory, grid: tuple[int, int]) -> None:
         super().__init__()

@@ -18,6 +18,8 @@ from .registry import NeuronFactory, register_attention
 
 @register_attention("softmax")
 class SoftmaxAttention(ProjectedAttention):
+    emits_spikes = False  # A·V on real Q, K, V feeds ``proj``
+
     def __init__(self, dim: int, num_heads: int, *, neuron: NeuronFactory, grid: tuple[int, int]) -> None:
         super().__init__(dim, num_heads, neuron=neuron, grid=grid)
         self.qkv_lif = nn.Identity()  # real-valued Q, K, V
