@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
 import typing
 from typing import Any
 
 import yaml
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    args = typing.get_args(tp)
-    if (typing.get_origin(tp) in (typing.Union, types.UnionType)) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return tp, False
-
-
 def _optional(parse):
     """``none`` / ``null`` (and ``off`` for numbers, e.g. ``--clip-grad off``) → None, else ``parse(text)``."""
-    nulls = ("none", "null") if parse is str else ("none", "null", "off")
+    from ..engine.config import NULL_WORDS  # here, not at the top: the engine imports PyTorch (see cli/__init__)
+
+    nulls = NULL_WORDS if parse is str else (*NULL_WORDS, "off")
 
     def convert(text: str):
         return None if text.lower() in nulls else parse(text)
@@ -46,13 +39,15 @@ def _floats_or_preset(text: str):
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> list[str]:
     """Add ``--field-name`` for every field; defaults are SUPPRESSed so only given flags reach the namespace."""
+    from ..engine.config import split_optional  # here, not at the top: the engine imports PyTorch
+
     hints = typing.get_type_hints(cls)
     names = []
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        tp, optional = _strip_optional(hints[f.name])
+        tp, optional = split_optional(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         help_text = f.metadata.get("help", "")
         if default not in (None, {}, []) and "default" not in help_text:  # the help may explain the default itself
@@ -73,12 +68,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[
 
 def normalise_lists(values: dict[str, Any]) -> dict[str, Any]:
     """``--mean 0.5 0.5 0.5`` → floats; ``--mean cifar10`` → the preset name (resolved by the config)."""
+    from ..engine.config import NULL_WORDS  # here, not at the top: the engine imports PyTorch
+
     out = dict(values)
     for key in ("mean", "std"):
         if key in out and isinstance(out[key], list):
             items = out[key]
             if len(items) == 1 and not _is_number(items[0]):
-                out[key] = None if items[0].lower() in ("none", "null") else items[0]
+                out[key] = None if items[0].lower() in NULL_WORDS else items[0]
             else:
                 try:
                     out[key] = [float(x) for x in items]

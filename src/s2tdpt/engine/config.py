@@ -141,16 +141,23 @@ def _field_types() -> dict[str, Any]:
 
 
 _EXPECTED = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
-_NULL_WORDS = ("none", "null")
+#: words that mean "not set" for an optional key, in YAML and on the command line
+NULL_WORDS = ("none", "null")
+
+
+def split_optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` → ``(X, True)``; any other annotation → ``(tp, False)``."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return tp, False
 
 
 def _coerce(name: str, value: Any, tp: Any) -> Any:
     """``value`` as the field's type where that is unambiguous, else a ``ConfigError`` naming key, value, type."""
-    args = typing.get_args(tp)
-    optional = typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args
-    base = next(a for a in args if a is not type(None)) if optional else tp
+    base, optional = split_optional(tp)
     base = typing.get_origin(base) or base  # dict[...] → dict
-    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _NULL_WORDS)):
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in NULL_WORDS)):
         return None
     if optional and base in (int, float) and (value is False or (isinstance(value, str) and value.lower() == "off")):
         return None  # `clip_grad: off` (YAML reads a boolean), `--clip-grad off`
