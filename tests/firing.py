@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from s2tdpt.snn.neuron import LIFNode, TernaryLIFNode
+from s2tdpt.snn import Neuron, TernaryLIFNode
 
-NEURONS = (LIFNode, TernaryLIFNode)
+NEURONS = (Neuron, TernaryLIFNode)  # every registered spiking neuron (lif, plif, ilif) and the ternary LIF
 
 
 def warm_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor], forward: Callable | None = None) -> nn.Module:
@@ -54,7 +54,7 @@ def amplify_qkv(model: nn.Module, gain: float = 2.0) -> nn.Module:
 
 
 def neuron_names(model: nn.Module, prefix: str = "") -> list[str]:
-    """Names of the spiking neurons (binary or ternary LIF) in ``model`` whose name starts with ``prefix``."""
+    """Names of the spiking neurons (binary, ternary or integer) in ``model`` whose name starts with ``prefix``."""
     return [n for n, m in model.named_modules() if isinstance(m, NEURONS) and n.startswith(prefix)]
 
 
@@ -88,9 +88,11 @@ def late_firing_rates(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 
 def assert_late_neurons_fire(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Assert that every late neuron fires on ``x`` (rate > 0) and none fires always; returns the rates."""
+    """Assert that every late neuron fires on ``x`` (rate > 0) and none fires always (an integer neuron: none
+    emits its largest count always); returns the rates (mean count for an integer neuron)."""
     rates = late_firing_rates(model, x)
     assert rates, "the model has no spiking neurons to check"
-    silent = sorted(n for n, r in rates.items() if not 0 < r < 1)
+    modules = dict(model.named_modules())
+    silent = sorted(n for n, r in rates.items() if not 0 < r < getattr(modules[n], "max_count", 1))
     assert not silent, f"late neurons silent (or saturated), so the test could not fail: {silent}; rates {rates}"
     return rates

@@ -84,6 +84,7 @@ def test_overrides(overrides, shape, tokens):
         dict(attn_kwargs={"learnable": True}),
         dict(lif_charge="paper"),
         dict(mlp_layernorm=True),
+        *[dict(neuron=n) for n in s2tdpt.snn.list_neurons() if n not in ("lif", "relu")],
     ],
 )
 def test_every_parameter_receives_a_gradient(overrides):
@@ -114,13 +115,17 @@ def test_linear_and_dense_models_agree():
         torch.testing.assert_close(outs[0][1][n], outs[1][1][n], rtol=1e-8, atol=1e-10, msg=n)
 
 
-def test_eval_logits_do_not_depend_on_the_rest_of_the_batch():
+SPIKING = [n for n in s2tdpt.snn.list_neurons() if s2tdpt.snn.neuron_emits(n) != "real"]
+
+
+@pytest.mark.parametrize("neuron", SPIKING)
+def test_eval_logits_do_not_depend_on_the_rest_of_the_batch(neuron):
     # Warmed BN statistics (and Q/K/V gain for the attention neuron) make the eval-mode network fire: at
     # initialisation it is silent past the first stage, and a silent network's logits are the same for every input.
     # A neuron that runs over a flattened T·B axis, or that carries its membrane from one call to the next, mixes
     # samples and fails here.
     torch.manual_seed(0)
-    m = amplify_qkv(create_model("s2tdpt_tiny", depth=2).double())
+    m = amplify_qkv(create_model("s2tdpt_tiny", depth=2, neuron=neuron).double())
     warm_batchnorm(m, [torch.randn(8, 3, 32, 32, dtype=torch.float64) for _ in range(3)])
     x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
     assert_late_neurons_fire(m, x)
@@ -132,9 +137,10 @@ def test_eval_logits_do_not_depend_on_the_rest_of_the_batch():
     torch.testing.assert_close(others, full[:1], rtol=1e-9, atol=1e-9)
 
 
-def test_state_is_reset_between_forwards():
+@pytest.mark.parametrize("neuron", SPIKING)
+def test_state_is_reset_between_forwards(neuron):
     torch.manual_seed(0)
-    m = amplify_qkv(create_model("s2tdpt_tiny"))
+    m = amplify_qkv(create_model("s2tdpt_tiny", neuron=neuron))
     warm_batchnorm(m, [torch.randn(8, 3, 32, 32) for _ in range(3)])
     x, other = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32) * 3
     for inputs in (x, other):  # both forwards leave membrane potentials behind that a stateful bug would carry
@@ -145,19 +151,26 @@ def test_state_is_reset_between_forwards():
         assert torch.equal(m(x), first)
 
 
-def test_qkv_and_attention_neurons_emit_binary_spikes():
+@pytest.mark.parametrize("neuron", SPIKING)
+def test_qkv_and_attention_neurons_emit_binary_spikes(neuron):
     # At initialisation (BN-normalised inputs) the neurons fire at a few percent; the attention neuron, whose
-    # input s·A·V is small, at ~0.1–1 %. Wider models give it enough events to check both values occur.
+    # input s·A·V is small, at ~0.1–1 %. Wider models give it enough events to check both values occur. The
+    # mechanisms' Q/K/V and attention neurons stay binary whatever the backbone neuron emits (integer counts too).
     torch.manual_seed(0)
-    m = create_model("s2tdpt_2_128")
+    m = create_model("s2tdpt_2_128", neuron=neuron)
     seen = {}
     attn = m.blocks[0].attn
     for name in ("qkv_lif", "attn_lif", "in_lif"):
         getattr(attn, name).register_forward_hook(lambda mod, i, o, name=name: seen.__setitem__(name, o))
     m(torch.randn(4, 3, 32, 32))
-    for name, out in seen.items():
-        assert set(out.unique().tolist()) <= {0.0, 1.0}, name
-        assert 0 < out.mean() < 1, f"{name} fires never or always"
+    for name in ("qkv_lif", "attn_lif"):
+        assert set(seen[name].unique().tolist()) <= {0.0, 1.0}, name
+        assert 0 < seen[name].mean() < 1, f"{name} fires never or always"
+    values = set(seen["in_lif"].unique().tolist())  # the backbone neuron: its own alphabet
+    if s2tdpt.snn.neuron_emits(neuron) == "counts":
+        assert values <= set(map(float, range(attn.in_lif.max_count + 1))) and max(values) > 1, values
+    else:
+        assert values == {0.0, 1.0}, values
 
 
 def test_wrong_input_shape_is_a_clear_error():

@@ -17,13 +17,13 @@ from s2tdpt.attention.stdp import (
     stdp_attention_dense,
     stdp_attention_matrix,
 )
-from s2tdpt.snn import LIFNode
+from s2tdpt.snn import NeuronSpec
 
 IMPLS = [stdp_attention, stdp_attention_dense]
 
 
 def _attention(heads=2, **kw):
-    return STDPAttention(8 * heads, heads, neuron=lambda **k: LIFNode(**k), grid=(2, 2), **kw)
+    return STDPAttention(8 * heads, heads, neuron=NeuronSpec(), grid=(2, 2), **kw)
 
 
 def _spikes(shape, density, gen):

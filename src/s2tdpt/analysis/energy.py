@@ -4,7 +4,9 @@
 
 * first conv (real image input): MAC, T·FLOPs₁ (``first_conv_times_t=False``: FLOPs₁, the paper's literal formula)
 * head (real input, the mean over T and tokens): MAC, FLOPs once
-* every other conv / linear with spike input: AC, SOP = rate · T · FLOPs (rate = nonzero fraction of its input)
+* every other conv / linear with spike input: AC, SOP = rate · T · FLOPs (rate = nonzero fraction of its input);
+  with integer spike counts (a neuron that emits counts, e.g. ``ilif``) a count k costs k accumulates, so the
+  rate is the mean count per input and time step (it can exceed 1)
 * a conv / linear whose input is not spikes: MAC, T·FLOPs (``strict``, default) or AC with rate = mean |input|;
   an assumed rate (``assume_rate``) applies to spike inputs only
 * attention: per mechanism (:data:`ATTENTION_RULES`); BN, pooling, neurons, residual adds, scale, means: 0
@@ -24,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from ..snn.registry import neuron_emits
 from .firing import FiringRateMonitor
 
 E_MAC_PJ = 4.6
@@ -250,14 +253,17 @@ def estimate_energy(
         )
     cfg = model.config
     t = cfg.timesteps
-    spiking = cfg.neuron == "lif"  # a ReLU backbone (the ANN) feeds real values to every layer: all MACs
+    emits = neuron_emits(cfg.neuron)
+    spiking = emits != "real"  # a ReLU backbone (the ANN) feeds real values to every layer: all MACs
     # the mechanism says whether its output (the input of its ``proj``) is spikes
     real_inputs = {f"{name}.proj" for name, m in model.named_modules() if getattr(m, "emits_spikes", True) is False}
     lines: list[OpCount] = []
     head = "head"
     for name, st in monitor.layers.items():
-        rate = st.rate if assume_rate is None else assume_rate
-        spike_input = st.spikes and name not in real_inputs
+        integer_counts = emits == "counts" and st.counts and not st.spikes
+        measured = st.mean_abs if integer_counts else st.rate  # mean count: a count k is k accumulates
+        rate = measured if assume_rate is None else assume_rate
+        spike_input = (st.spikes or integer_counts) and name not in real_inputs
         if st.image_input:  # the real-valued image enters the first conv
             lines.append(OpCount(name, "MAC", st.flops, None, (t if first_conv_times_t else 1) * st.flops))
         elif name == head:

@@ -27,6 +27,7 @@ class RateStats:
     total: float = 0.0
     abs_sum: float = 0.0  # Σ|x|, for the lenient rate of non-binary inputs
     binary: bool = True  # every value seen was 0 or 1
+    counts: bool = True  # every value seen was a non-negative integer (integer spike counts)
     values: set = field(default_factory=set)  # distinct values while few (spike alphabets: {0,1}, {−1,0,1})
     step_nonzero: list[float] | None = None
     step_total: list[float] | None = None
@@ -56,6 +57,8 @@ class RateStats:
         self.abs_sum += float(x.abs().sum(dtype=torch.float64))
         if self.binary and bool(((x != 0) & (x != 1)).any()):
             self.binary = False
+        if self.counts and not self.binary and bool(((x < 0) | (x != x.round())).any()):
+            self.counts = False
         if len(self.values) <= 3:
             self.values |= set(torch.unique(x).tolist()[:4])
         if steps:

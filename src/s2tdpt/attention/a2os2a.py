@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 
 @register_attention("a2os2a")
@@ -36,7 +37,7 @@ class A2OS2A(ProjectedAttention):
         self.scale = scale
         self.k_act = nn.ReLU()
         self.v_lif = neuron(ternary=True)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_bn(x).chunk(3, dim=-1)  # [T, B, N, D] each

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..layers.norm import TokenBatchNorm
 from ..snn.norm_lif import norm_lif
-from .registry import NeuronFactory
+from ..snn.registry import NeuronFactory
 
 
 class ProjectedAttention(nn.Module):
@@ -37,7 +37,7 @@ class ProjectedAttention(nn.Module):
         self.in_lif = neuron()
         self.qkv = nn.Linear(dim, nb * dim, bias=False)
         self.qkv_bn = TokenBatchNorm(nb * dim)
-        self.qkv_lif = neuron()
+        self.qkv_lif = neuron(binary=True)
         self.heads_tap = nn.Identity()  # observation point: analysis hooks see the branch heads (Q, K, V) here
         self.proj = nn.Linear(dim, dim)
         self.proj_bn = TokenBatchNorm(dim)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import torch
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 
 @register_attention("identity")
@@ -44,7 +45,7 @@ class RandomFrozenAttention(ProjectedAttention):
         n = grid[0] * grid[1]
         self.scale = scale
         self.register_buffer("weights", torch.rand(num_heads, n, n))  # [H, N, N], frozen: a buffer
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, v: torch.Tensor) -> torch.Tensor:
         return self.attn_lif((self.weights.to(v.dtype) @ v) * self.scale)  # [H, N, N] @ [T, B, H, N, D_H]

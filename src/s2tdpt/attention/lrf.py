@@ -42,8 +42,9 @@ import math
 import torch
 from torch import nn
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 from .ssa import ORDERS, ssa_product
 
 
@@ -95,7 +96,7 @@ class LRFSSA(ProjectedAttention):
             raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
         self.order, self.scale = order, scale
         self.local = LocalField(dim, grid, tuple(dilations))
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         local = _split(self.local(_merge(v)), self.num_heads)
@@ -200,7 +201,7 @@ class LRFDyn(ProjectedAttention):
         self.variant, self.impl, self.scale = variant, impl, scale
         self.dynamics = DendriticDynamics(dim, compartments)
         self.local = LocalField(dim, grid, tuple(dilations))
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def no_weight_decay(self) -> set[str]:
         return {f"dynamics.{name}" for name, _ in self.dynamics.named_parameters()}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 
 @register_attention("qk_token")
@@ -29,7 +30,7 @@ class QKTokenAttention(ProjectedAttention):
         attn_v_threshold: float = 0.5,
     ) -> None:
         super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         mask = self.attn_lif(q.sum(dim=-1, keepdim=True))  # [T, B, H, N, 1] binary token mask

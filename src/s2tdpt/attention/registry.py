@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-NeuronFactory = Callable[..., nn.Module]  # neuron(**overrides) -> a multi-step neuron module, e.g. LIFNode
+from ..snn.registry import NeuronFactory
 
 _ATTENTIONS: dict[str, type[nn.Module]] = {}
 

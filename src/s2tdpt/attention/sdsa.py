@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 
 @register_attention("sdsa")
@@ -26,7 +27,7 @@ class SDSA(ProjectedAttention):
         attn_v_threshold: float = 0.5,
     ) -> None:
         super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         kv = (k * v).sum(dim=-2, keepdim=True)  # [T, B, H, 1, D_H]: per-channel count of K∧V over tokens

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 
 @register_attention("softmax")

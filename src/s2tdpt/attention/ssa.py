@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 ORDERS = ("kv_first", "qk_first")
 
@@ -43,7 +44,7 @@ class SSA(ProjectedAttention):
         if order not in ORDERS:
             raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
         self.order, self.scale = order, scale
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return self.attn_lif(ssa_product(q, k, v, self.order) * self.scale)

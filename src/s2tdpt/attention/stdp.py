@@ -35,8 +35,9 @@ import math
 import torch
 from torch import nn
 
+from ..snn.registry import NeuronFactory
 from .base import ProjectedAttention
-from .registry import NeuronFactory, register_attention
+from .registry import register_attention
 
 T_MAX = 4.0
 A_STDP = 0.5
@@ -382,7 +383,7 @@ class STDPAttention(ProjectedAttention):
             raise ValueError(f"STDP attention impl must be 'linear' or 'dense', got {impl!r}")
         self.impl, self.scale = impl, scale
         self.stdp = _STDPParams(num_heads, t_max, a_stdp, tau_stdp, w_offset, learnable)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         fn = stdp_attention if self.impl == "linear" else stdp_attention_dense

@@ -13,6 +13,7 @@ from ..data.datasets import DATASETS
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
 from ..models import create_model, list_models
+from ..snn.registry import neuron_emits
 from .common import checkpoint_test_set, model_from_checkpoint
 
 DESCRIPTION = """Theoretical compute energy per image (45 nm: E_MAC = 4.6 pJ, E_AC = 0.9 pJ) of a model, layer by layer:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = model.config
     device = resolve_device(args.device)
     model.to(device)
-    spiking = cfg.neuron == "lif"
+    spiking = neuron_emits(cfg.neuron) != "real"
     if spiking and args.assume_rate is None and ckpt is None:
         raise ValueError(
             f"{args.model} is a spiking model: its energy depends on firing rates, and an untrained model has none "

@@ -44,6 +44,8 @@ class TrainConfig:
     model: str = _f("s2tdpt_digits", "named model (s2tdpt.list_models())")
     attention: str | None = _f(None, "token mixer (s2tdpt.list_attentions()); default: the model's own (stdp)")
     timesteps: int | None = _f(None, "simulation timesteps T (>= 1); default: the model's own")
+    neuron: str | None = _f(None, "neuron (s2tdpt.snn.list_neurons(): lif, plif, ilif, relu); default: the model's own")
+    neuron_kwargs: dict = _f({}, "options of that neuron as a YAML/JSON mapping, e.g. '{max_count: 8}' for ilif")
     model_kwargs: dict = _f({}, "other model config fields as a YAML/JSON mapping, e.g. '{num_heads: 8}'")
     # --- data
     dataset: str = _f("digits", f"one of {', '.join(DATASETS)}")
@@ -229,6 +231,18 @@ def _check_values(cfg: TrainConfig) -> None:
         )
     if not isinstance(cfg.model_kwargs, Mapping):
         raise _bad("model_kwargs", cfg.model_kwargs, "must be a mapping of model config fields, e.g. {num_heads: 8}")
+    if not isinstance(cfg.neuron_kwargs, Mapping):
+        raise _bad("neuron_kwargs", cfg.neuron_kwargs, "must be a mapping of neuron options, e.g. {max_count: 8}")
+    if cfg.neuron is not None or cfg.neuron_kwargs:
+        from ..snn.registry import check_options, list_neurons  # noqa: PLC0415 (keeps `--help` free of torch)
+
+        if cfg.neuron is not None and cfg.neuron not in list_neurons():
+            raise _bad("neuron", cfg.neuron, f"must be one of {list_neurons()}")
+        if cfg.neuron is not None:
+            try:
+                check_options(cfg.neuron, cfg.neuron_kwargs)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
 
 
 def _field_default(name: str) -> Any:

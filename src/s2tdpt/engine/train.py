@@ -88,8 +88,9 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
         if key in overrides and overrides[key] != value:
             raise ValueError(f"model_kwargs sets {key}={overrides[key]} but dataset {data.info.name} needs {value}")
         overrides[key] = value
-    if cfg.attention:
-        overrides["attention"] = cfg.attention
+    for key in ("attention", "neuron", "neuron_kwargs"):  # the dedicated flags win over model_kwargs
+        if getattr(cfg, key):
+            overrides[key] = getattr(cfg, key)
     if cfg.timesteps:
         overrides["timesteps"] = cfg.timesteps
     overrides["lif_backend"] = cfg.lif_backend

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..attention.registry import attention_options, get_attention_class, list_attentions
-from ..snn.neuron import BACKENDS, CHARGES, NEURON_MODES
+from ..snn.neuron import CHARGES
+from ..snn.registry import BACKENDS, check_options, list_neurons, neuron_emits, neuron_options
+
+# model config fields that set a neuron option of the same meaning, where the neuron has that option
+NEURON_FIELDS = {
+    "lif_tau": "tau",
+    "v_threshold": "v_threshold",
+    "surrogate_alpha": "surrogate_alpha",
+    "lif_charge": "charge",
+    "lif_beta": "beta",
+}
 
 
 @dataclass(frozen=True)
@@ -30,12 +40,16 @@ class S2TDPTConfig:
         attention: a registered token mixer (``s2tdpt.list_attentions()``).
         attn_kwargs: options of that mixer, e.g. ``{"impl": "dense"}`` or ``{"learnable": True}`` for STDP.
         mlp_layernorm: apply the LayerNorm the paper's text mentions before the MLP (off: published count).
-        neuron: ``"lif"`` (spiking, default) or ``"relu"`` (the ANN baseline: ReLU in place of every LIF).
-        lif_backend: ``"fused"`` (default) or ``"torch"`` (the readable reference loop); same results.
-        lif_charge: ``"decay_input"`` (anchor, default) or ``"paper"`` (Eq. 7–9).
-        lif_tau: τ of the decay_input charge.
-        lif_beta: β of the paper charge.
-        v_threshold: firing threshold of all LIF neurons but the attention neuron (an attention option).
+        neuron: a registered neuron (``s2tdpt.snn.list_neurons()``): ``"lif"`` (default), ``"plif"``, ``"ilif"``,
+            or ``"relu"`` (the ANN baseline: ReLU in place of every LIF).
+        neuron_kwargs: options of that neuron (``s2tdpt.snn.neuron_options(name)``), e.g. ``{"max_count": 8}``;
+            they override the ``lif_*`` / ``v_threshold`` / ``surrogate_alpha`` fields below.
+        lif_backend: implementation of the neuron: ``"fused"`` (default), ``"torch"`` (the readable reference
+            loop) or ``"compiled"``; same results.
+        lif_charge: ``"decay_input"`` (anchor, default) or ``"paper"`` (Eq. 7–9); LIF only.
+        lif_tau: τ of the decay_input charge (PLIF: its initial τ).
+        lif_beta: β of the paper charge; LIF only.
+        v_threshold: firing threshold of all neurons but the attention neuron (an attention option).
         surrogate_alpha: steepness α of the sigmoid surrogate gradient.
     """
 
@@ -53,6 +67,7 @@ class S2TDPTConfig:
     attn_kwargs: Mapping[str, Any] = field(default_factory=dict)
     mlp_layernorm: bool = False
     neuron: str = "lif"
+    neuron_kwargs: Mapping[str, Any] = field(default_factory=dict)
     lif_backend: str = "fused"
     lif_charge: str = "decay_input"
     lif_tau: float = 2.0
@@ -88,15 +103,19 @@ class S2TDPTConfig:
             raise ValueError(f"config field 'lif_charge' must be one of {CHARGES}, got {self.lif_charge!r}")
         if self.attention not in list_attentions():
             raise ValueError(f"config field 'attention' must be one of {list_attentions()}, got {self.attention!r}")
-        if self.neuron not in NEURON_MODES:
-            raise ValueError(f"config field 'neuron' must be one of {NEURON_MODES}, got {self.neuron!r}")
+        if self.neuron not in list_neurons():
+            raise ValueError(f"config field 'neuron' must be one of {list_neurons()}, got {self.neuron!r}")
         if self.lif_backend not in BACKENDS:
             raise ValueError(f"config field 'lif_backend' must be one of {BACKENDS}, got {self.lif_backend!r}")
-        if self.neuron != "lif" and get_attention_class(self.attention).needs_spikes:
+        if neuron_emits(self.neuron) == "real" and get_attention_class(self.attention).needs_spikes:
             raise ValueError(
                 f"config field 'attention': {self.attention!r} works on spikes only and cannot run with "
-                f"neuron={self.neuron!r}; use neuron='lif' or an attention such as 'softmax'"
+                f"neuron={self.neuron!r}, which emits real values; use a spiking neuron or an attention such as "
+                f"'softmax'"
             )
+        check_options(self.neuron, self.neuron_kwargs, "config field 'neuron_kwargs'")
+        object.__setattr__(self, "neuron_kwargs", dict(self.neuron_kwargs))
+        self.neuron_options()  # a non-default field the neuron cannot take is an error, not silently ignored
         unknown = sorted(set(self.attn_kwargs) - set(attention_options(self.attention)))
         if unknown:
             raise ValueError(
@@ -104,6 +123,23 @@ class S2TDPTConfig:
                 f"accept; valid: {attention_options(self.attention)}"
             )
         object.__setattr__(self, "attn_kwargs", dict(self.attn_kwargs))
+
+    def neuron_options(self) -> dict[str, Any]:
+        """The options of every backbone neuron: the fields of :data:`NEURON_FIELDS` the neuron accepts, then
+        ``neuron_kwargs``. A field changed from its default that the neuron has no option for raises."""
+        accepted = neuron_options(self.neuron)
+        options = {}
+        for name, option in NEURON_FIELDS.items():
+            value = getattr(self, name)
+            if option in accepted:
+                options[option] = value
+            elif value != _DEFAULTS[name] and neuron_emits(self.neuron) != "real":
+                raise ValueError(
+                    f"config field {name!r} ({value!r}) has no meaning for neuron {self.neuron!r} (its options: "
+                    f"{accepted}); leave it at {_DEFAULTS[name]!r} or choose a neuron that has {option!r}"
+                )
+        options.update(self.neuron_kwargs)
+        return options
 
     @property
     def pool_stages(self) -> tuple[int, ...]:
@@ -131,6 +167,8 @@ class S2TDPTConfig:
             raise ValueError(f"unknown model config key(s) {unknown}; valid keys: {sorted(valid)}")
         return cls(**d)
 
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(S2TDPTConfig)}
 
 # The paper's model and a few small sizes for CPU work. Name: s2tdpt_<depth>_<dim>.
 MODEL_CONFIGS: dict[str, S2TDPTConfig] = {

@@ -7,7 +7,8 @@ from torch import nn
 
 from ..layers.block import EncoderBlock
 from ..layers.sps import SpikingPatchSplitting
-from ..snn.neuron import LIFParams, NeuronSpec, reset_states
+from ..snn.neuron import reset_states
+from ..snn.registry import NeuronSpec
 from .config import S2TDPTConfig
 
 
@@ -21,17 +22,7 @@ class S2TDPT(nn.Module):
     def __init__(self, config: S2TDPTConfig) -> None:
         super().__init__()
         self.config = c = config
-        neuron = NeuronSpec(
-            mode=c.neuron,
-            backend=c.lif_backend,
-            params=LIFParams(
-                tau=c.lif_tau,
-                v_threshold=c.v_threshold,
-                charge=c.lif_charge,
-                beta=c.lif_beta,
-                surrogate_alpha=c.surrogate_alpha,
-            ),
-        )
+        neuron = NeuronSpec(c.neuron, c.lif_backend, c.neuron_options())
         self.patch_embed = SpikingPatchSplitting(c.in_chans, c.embed_dim, c.timesteps, neuron, c.pool_stages)
         self.blocks = nn.ModuleList(
             EncoderBlock(

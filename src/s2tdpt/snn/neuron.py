@@ -25,7 +25,6 @@ require ``detach_reset=True`` (the default); otherwise the reference runs.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,11 +32,12 @@ import torch
 from torch import nn
 
 from . import compiled
+from .base import Neuron, run_steps
+from .registry import register_neuron
 from .surrogate import spike
 
 Charge = Literal["decay_input", "paper"]
 CHARGES = ("decay_input", "paper")
-BACKENDS = ("fused", "torch", "compiled")
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,7 @@ def lif_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams) -> tuple[torch.Tens
 
 def lif_multistep(x_seq: torch.Tensor, p: LIFParams) -> torch.Tensor:
     """Reference multi-step LIF: a python loop over dim 0 of ``x_seq`` ([T, ...]); returns spikes [T, ...]."""
-    v = torch.full_like(x_seq[0], p.v_reset)
-    spikes = []
-    for x in x_seq:  # time only; never a flattened T·B axis
-        s, v = lif_step(x, v, p)
-        spikes.append(s)
-    return torch.stack(spikes)
+    return run_steps(lif_step, x_seq, torch.full_like(x_seq[0], p.v_reset), p)
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -135,40 +130,51 @@ class _FusedLIF(torch.autograd.Function):
         return (grad_h.div_(p.tau) if decay_input else grad_h), None
 
 
-class LIFNode(nn.Module):
-    """Multi-step LIF layer on time-first tensors ``[T, ...]`` → binary spikes of the same shape and dtype."""
+@register_neuron("lif")
+class LIFNode(Neuron):
+    """Multi-step LIF layer on time-first tensors ``[T, ...]`` → binary spikes of the same shape and dtype.
 
-    def __init__(self, backend: str = "fused", **params) -> None:
-        super().__init__()
-        if backend not in BACKENDS:
-            raise ValueError(f"LIF backend must be one of {BACKENDS}, got {backend!r}")
-        self.p = LIFParams(**params)
-        self.backend = backend
-        self.v: torch.Tensor | None = None  # state of the single-step mode only
+    Dynamics: :func:`lif_step`. Backends: ``torch`` (the reference loop), ``fused`` (:class:`_FusedLIF`, eager,
+    hand-written backward) and ``compiled`` (:mod:`.compiled`, hand-written generated kernels); both fast paths
+    are tested against the reference.
+    """
+
+    emits = "spikes"
+
+    def __init__(
+        self,
+        backend: str = "fused",
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        charge: Charge = "decay_input",
+        beta: float = 0.5,
+        surrogate_alpha: float = 4.0,
+        detach_reset: bool = True,
+    ) -> None:
+        super().__init__(backend)
+        self.p = LIFParams(tau, v_threshold, v_reset, charge, beta, surrogate_alpha, detach_reset)
+
+    dynamics = staticmethod(lif_step)
+
+    def dynamics_args(self) -> tuple:
+        return (self.p,)
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x, self.p.v_reset, dtype=torch.float32)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        if x_seq.dim() < 2:
-            raise ValueError(f"LIFNode expects a time-first tensor [T, ...] with >= 2 dims, got {tuple(x_seq.shape)}")
+        self.check_input(x_seq)
         compilable = x_seq.dtype in (torch.float32, torch.bfloat16, torch.float16)  # float64 stays eager and exact
         if self.backend == "compiled" and self.p.detach_reset and compilable and compiled.available(x_seq.device.type):
             if not (torch.is_grad_enabled() and x_seq.requires_grad):
                 return compiled.spikes_only(x_seq, self.p)  # nothing to keep for backward
             return compiled.CompiledLIF.apply(x_seq, self.p)  # float32 membrane inside, spikes in input dtype
-        # The membrane integrates in float32 even under bf16/fp16 autocast; spikes return in the input dtype.
-        x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
         if self.backend in ("fused", "compiled") and self.p.detach_reset:
+            # The membrane integrates in float32 even under bf16/fp16 autocast; spikes return in the input dtype.
+            x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
             return _FusedLIF.apply(x32, self.p).to(x_seq.dtype)
-        return lif_multistep(x32, self.p).to(x_seq.dtype)
-
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        """Single-step mode: advance the stored state by one time step."""
-        if self.v is None or self.v.shape != x.shape:
-            self.v = torch.full_like(x, self.p.v_reset)
-        s, self.v = lif_step(x, self.v, self.p)
-        return s
-
-    def reset(self) -> None:
-        self.v = None
+        return super().forward(x_seq)  # the reference loop of lif_step
 
     def extra_repr(self) -> str:
         p = self.p
@@ -184,6 +190,8 @@ class TernaryLIFNode(nn.Module):
     Charge as :class:`LIFNode`; hard reset to ``V_reset`` after either spike (detached); the surrogate gradient is
     the sum of the sigmoid surrogates of both thresholds. Reference python loop only.
     """
+
+    emits = "spikes"  # −1/0/+1: each nonzero spike triggers one accumulate (with its sign)
 
     def __init__(self, **params) -> None:
         super().__init__()
@@ -203,36 +211,6 @@ class TernaryLIFNode(nn.Module):
                 v = v * torch.where(fired > 0, 1.0, p.beta)  # Eq. 9: the leak applies to silent neurons
             out.append(s)
         return torch.stack(out).to(x_seq.dtype)
-
-
-NEURON_MODES = ("lif", "relu")
-
-
-@dataclass(frozen=True)
-class NeuronSpec:
-    """Builds the neurons of a model: ``spec()``, ``spec(v_threshold=0.5)``, ``spec(ternary=True)``.
-
-    ``mode="lif"`` gives :class:`LIFNode` (or :class:`TernaryLIFNode`); ``mode="relu"`` gives ``nn.ReLU`` —
-    the ANN baseline, same backbone with real-valued activations.
-    """
-
-    mode: str = "lif"
-    backend: str = "fused"
-    params: LIFParams = LIFParams()
-
-    def __post_init__(self) -> None:
-        if self.mode not in NEURON_MODES:
-            raise ValueError(f"neuron mode must be one of {NEURON_MODES}, got {self.mode!r}")
-
-    def __call__(self, v_threshold: float | None = None, ternary: bool = False) -> nn.Module:
-        if self.mode == "relu":
-            if ternary:
-                raise ValueError("a ternary spiking neuron has no ANN counterpart; use a spiking backbone")
-            return nn.ReLU()
-        params = dataclasses.asdict(self.params)
-        if v_threshold is not None:
-            params["v_threshold"] = v_threshold
-        return TernaryLIFNode(**params) if ternary else LIFNode(backend=self.backend, **params)
 
 
 def reset_states(module: nn.Module) -> None:

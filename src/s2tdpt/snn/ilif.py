@@ -1,0 +1,104 @@
+"""Integer LIF: training emits integer spike counts, inference can run them as binary sub-steps.
+
+After SpikeYOLO (Luo et al., *Integer-Valued Training and Spike-Driven Inference Spiking Neural Network for
+High-performance and Energy-efficient Object Detection*, ECCV 2024, arXiv 2407.20708). Per time step,
+
+    H_t = V_{t-1} + (X_t − V_{t-1}) / τ                         charge (the LIF's decay_input form, V_reset = 0)
+    C_t = round(clip(H_t / V_th, 0, D))                         fire: an integer count in 0..D (half rounds up)
+    V_t = (H_t / V_th − C_t) · V_th                             soft reset: subtract what was emitted
+
+with a straight-through gradient ``dC/dH = 1/V_th`` inside the clip range (:func:`~.surrogate.integer_spike`).
+D = ``max_count`` (4 by default); D = 1 is a binary neuron that fires at half the threshold.
+
+A count C is what D binary sub-steps emit when the neuron may fire once per sub-step at threshold 1/2 (normalised)
+and subtracts 1 per spike: ``expand=True`` runs it that way (:meth:`IntegerLIFNode.substeps` returns the binary
+trains ``[T, D, ...]``) and emits their sum per step, which is what a downstream synapse integrates over the D
+sub-steps; its output, and so the model's logits, equal the count form's (tested). A count k costs k accumulates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Neuron
+from .registry import register_neuron
+from .surrogate import integer_spike
+
+
+@register_neuron("ilif")
+class IntegerLIFNode(Neuron):
+    """Integer LIF: counts ``0..max_count`` per step, soft reset, straight-through gradient."""
+
+    emits = "counts"
+    #: options that make the neuron binary (one spike per step at most), for mechanisms defined on 0/1 spikes
+    binary_options = {"max_count": 1}
+
+    def __init__(
+        self,
+        backend: str = "fused",
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        max_count: int = 4,
+        expand: bool = False,
+    ) -> None:
+        super().__init__(backend)
+        if tau <= 0:
+            raise ValueError(f"ILIF tau must be > 0, got {tau}")
+        if v_threshold <= 0:
+            raise ValueError(f"ILIF v_threshold must be > 0, got {v_threshold}")
+        if not isinstance(max_count, int) or isinstance(max_count, bool) or max_count < 1:
+            raise ValueError(f"ILIF max_count (D) must be a positive integer, got {max_count!r}")
+        self.tau, self.v_threshold, self.max_count, self.expand = tau, v_threshold, max_count, bool(expand)
+
+    @staticmethod
+    def dynamics(x, v, tau: float, v_threshold: float, max_count: int):
+        h = v + (x - v) / tau  # charge
+        q = h / v_threshold  # membrane in units of the threshold
+        c = integer_spike(q, float(max_count))  # fire: 0..D
+        return c, (q - c.detach()) * v_threshold  # soft reset (q − c is exact: see round_half_up)
+
+    @staticmethod
+    def expanded_dynamics(x, v, tau: float, v_threshold: float, max_count: int):
+        """:meth:`dynamics` as ``max_count`` binary sub-steps; returns (sub-step spikes ``[D, ...]``, next state)."""
+        h = v + (x - v) / tau
+        u = h / v_threshold
+        sub = []
+        for _ in range(max_count):  # at most one spike per sub-step, each paid for by one threshold
+            s = (u >= 0.5).to(u.dtype)
+            u = u - s
+            sub.append(s)
+        return torch.stack(sub), u * v_threshold
+
+    def dynamics_args(self) -> tuple:
+        return (self.tau, self.v_threshold, self.max_count)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if self.expand:
+            return self.substeps(x_seq).sum(1)  # [T, ...]: the counts, as the sum of binary sub-steps
+        return super().forward(x_seq)
+
+    @torch.no_grad()
+    def substeps(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """The spike-driven form (inference): binary spikes ``[T, D, ...]`` whose sum over D is the count."""
+        self.check_input(x_seq)
+        x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
+        v = self.initial_state(x32[0]).to(x32.dtype)
+        out = []
+        for x in x32:  # time
+            s, v = self.expanded_dynamics(x, v, *self.dynamics_args())
+            out.append(s)
+        return torch.stack(out).to(x_seq.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, max_count={self.max_count}, expand={self.expand}, "
+            f"backend={self.backend}"
+        )
+
+
+def set_expand(model: torch.nn.Module, on: bool = True) -> int:
+    """Switch every integer LIF of ``model`` to (or from) its binary sub-step form; returns how many."""
+    nodes = [m for m in model.modules() if isinstance(m, IntegerLIFNode)]
+    for m in nodes:
+        m.expand = on
+    return len(nodes)
