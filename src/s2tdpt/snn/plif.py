@@ -7,7 +7,8 @@ The LIF's ``decay_input`` charge with a learnable time constant, one per layer, 
 
 then fire ``S_t = Θ(H_t − V_th)`` (sigmoid surrogate) and hard, detached reset to ``V_reset``. ``w`` starts at
 ``−log(τ₀ − 1)`` (τ₀ = 2 → w = 0, as the paper). The charge uses ``w`` clamped to ``[−10, 10]`` (τ between
-1.00005 and 22,027): a far step of the optimiser cannot make the neuron stop charging (τ = ∞) or overflow. No hand-written fast path: ``"fused"`` runs the reference loop,
+1.00005 and 22,027): a far step of the optimiser cannot make the neuron stop charging (τ = ∞) or overflow.
+No hand-written fast path: ``"fused"`` runs the reference loop,
 ``"compiled"`` the generated kernel of the same step (tested equal).
 """
 
