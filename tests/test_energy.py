@@ -276,3 +276,27 @@ def test_cli_checkpoint_rates(image_folder, tmp_path, capsys):
     assert out["images"] == 18 and "18 imagefolder" in out["rates_from"]
     assert out["energy_mj"] > 0 and out["ac_ops"] > 0
     assert set(out["firing_rates"]["attention"]["blocks.0.attn"]) == {"q", "k", "v"}
+
+
+def test_an_integer_count_k_costs_k_accumulates():
+    # ILIF backbone: the MLP's fc2 reads counts 0..4. Its AC line must be mean count · T · FLOPs, the mean count
+    # taken here by a hook of our own (not the monitor), and larger than the nonzero fraction would give.
+    from firing import amplify_qkv, warm_batchnorm
+
+    torch.manual_seed(0)
+    m = amplify_qkv(s2tdpt.create_model("s2tdpt_tiny", neuron="ilif"))
+    warm_batchnorm(m, [torch.randn(8, 3, 32, 32) for _ in range(3)])
+    x = torch.randn(4, 3, 32, 32)
+    seen = []
+    hook = m.blocks[0].mlp.fc2.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    with FiringRateMonitor(m) as mon, torch.no_grad():
+        m(x)
+    hook.remove()
+    counts = seen[0]
+    assert counts.max() > 1 and bool((counts == counts.round()).all()), "no count above 1: the rule is not exercised"
+    line = next(x for x in estimate_energy(m, mon).lines if x.layer == "blocks.0.mlp.fc2")
+    assert line.kind == "AC"
+    mean_count = counts.double().mean().item()
+    flops = 64 * 64 * 32  # 64 tokens, hidden 64 (mlp_ratio 2) -> 32 channels
+    assert line.ops == pytest.approx(mean_count * 2 * flops, rel=1e-6)
+    assert line.ops > (counts != 0).double().mean().item() * 2 * flops

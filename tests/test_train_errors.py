@@ -410,3 +410,25 @@ def test_train_help_shows_each_default_once(capsys):
     for option in options:
         assert " ".join(option.split()).count("default") <= 1, option
     assert "(default: None)" not in text and "(default: {})" not in text
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--neuron", "glif"], "config field 'neuron' must be one of ['ilif', 'lif', 'plif', 'relu'], got 'glif'"),
+        (["--neuron", "ilif", "--neuron-kwargs", "{D: 2}"], "neuron 'ilif' does not accept option(s) ['D']"),
+        (["--neuron", "plif", "--model-kwargs", "{lif_beta: 0.7}"], "'lif_beta' (0.7) has no meaning for neuron"),
+    ],
+)
+def test_a_bad_neuron_is_named_before_the_run_folder_is_written(tmp_path, flags, message, capsys):
+    assert train(tmp_path / "run", *flags) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_chosen_neuron_trains_and_is_recorded(tmp_path):
+    assert train(tmp_path / "run", "--neuron", "ilif", "--neuron-kwargs", "{max_count: 2}") == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (saved["neuron"], saved["neuron_kwargs"]) == ("ilif", {"max_count": 2})
+    model_cfg = load_checkpoint(tmp_path / "run" / "last.pt")["model_config"]
+    assert (model_cfg["neuron"], model_cfg["neuron_kwargs"]) == ("ilif", {"max_count": 2})

@@ -233,16 +233,7 @@ def _check_values(cfg: TrainConfig) -> None:
         raise _bad("model_kwargs", cfg.model_kwargs, "must be a mapping of model config fields, e.g. {num_heads: 8}")
     if not isinstance(cfg.neuron_kwargs, Mapping):
         raise _bad("neuron_kwargs", cfg.neuron_kwargs, "must be a mapping of neuron options, e.g. {max_count: 8}")
-    if cfg.neuron is not None or cfg.neuron_kwargs:
-        from ..snn.registry import check_options, list_neurons  # noqa: PLC0415 (keeps `--help` free of torch)
-
-        if cfg.neuron is not None and cfg.neuron not in list_neurons():
-            raise _bad("neuron", cfg.neuron, f"must be one of {list_neurons()}")
-        if cfg.neuron is not None:
-            try:
-                check_options(cfg.neuron, cfg.neuron_kwargs)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+    # the neuron's name and options are checked once, by the model config (before any run folder is written)
 
 
 def _field_default(name: str) -> Any:

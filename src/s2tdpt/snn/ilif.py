@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Neuron
+from .base import Neuron, run_steps
 from .registry import register_neuron
 from .surrogate import integer_spike
 
@@ -82,12 +82,8 @@ class IntegerLIFNode(Neuron):
         """The spike-driven form (inference): binary spikes ``[T, D, ...]`` whose sum over D is the count."""
         self.check_input(x_seq)
         x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
-        v = self.initial_state(x32[0]).to(x32.dtype)
-        out = []
-        for x in x32:  # time
-            s, v = self.expanded_dynamics(x, v, *self.dynamics_args())
-            out.append(s)
-        return torch.stack(out).to(x_seq.dtype)
+        v0 = self.initial_state(x32[0]).to(x32.dtype)
+        return run_steps(self.expanded_dynamics, x32, v0, *self.dynamics_args()).to(x_seq.dtype)
 
     def extra_repr(self) -> str:
         return (

@@ -115,7 +115,7 @@ class NeuronSpec:
                 raise ValueError("a ternary spiking neuron has no ANN counterpart; use a spiking backbone")
             from .neuron import TernaryLIFNode  # noqa: PLC0415 (the one ternary neuron, built from any spiking one)
 
-            keep = set(neuron_options("lif")) - {"backend"}
+            keep = neuron_options("lif")  # τ, threshold, ... where this neuron has them
             return TernaryLIFNode(**{k: v for k, v in options.items() if k in keep})
         if binary and cls.emits == "counts":
             options.update(cls.binary_options)
