@@ -135,9 +135,7 @@ def test_budget_benchmark_runs_resumes_and_reports(image_folder, tmp_path, capsy
     finished = {p.name: (p / "final.json").stat().st_mtime for p in (tmp_path / "runs").iterdir()}
     assert set(finished) == {"stdp-s0", "ann-s0"}
     ann_cfg = yaml.safe_load((tmp_path / "runs" / "ann-s0" / "config.yaml").read_text())
-    assert (
-        ann_cfg["attention"] == "softmax" and ann_cfg["timesteps"] == 1 and ann_cfg["model_kwargs"]["neuron"] == "relu"
-    )
+    assert ann_cfg["attention"] == "softmax" and ann_cfg["timesteps"] == 1 and ann_cfg["neuron"] == "relu"
     assert budget_main(args) == 0  # a second call reuses finished runs
     assert {p.name: (p / "final.json").stat().st_mtime for p in (tmp_path / "runs").iterdir()} == finished
     recipe.write_text(yaml.safe_dump(dict(model="s2tdpt_tiny", dataset="imagefolder", data_dir=str(image_folder))))
@@ -148,6 +146,26 @@ def test_budget_benchmark_runs_resumes_and_reports(image_folder, tmp_path, capsy
     # --time-budget supplies the budget the recipe lacks; finished runs are still reused
     assert budget_main([*args, "--time-budget", "1.5"]) == 0
     assert {p.name: (p / "final.json").stat().st_mtime for p in (tmp_path / "runs").iterdir()} == finished
+
+
+def test_budget_benchmark_crosses_mechanisms_with_neurons(image_folder, tmp_path, capsys):
+    # a recipe that names a neuron: --neurons replaces it for the spiking runs, and the ANN keeps its ReLU
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(dict(
+        model="s2tdpt_tiny", dataset="imagefolder", data_dir=str(image_folder), epochs=10, time_budget=1.0,
+        limit_train=4, limit_test=4, batch_size=4, warmup_epochs=0, amp="none", neuron="plif",
+    )))  # fmt: skip
+    args = ["-c", str(recipe), "--out-root", str(tmp_path / "runs"), "--energy-images", "4", "--attentions", "stdp"]
+    with pytest.raises(SystemExit, match="unknown --neurons nope; available: .*ilif.*lif.*plif"):
+        budget_main([*args, "ann", "--neurons", "ilif", "nope"])
+    assert not (tmp_path / "runs").exists()
+    with step_clock(1.0) as clock:
+        assert budget_main([*args, "ann", "--neurons", "ilif", "lif"], timer=clock) == 0
+    runs = {p.name: yaml.safe_load((p / "config.yaml").read_text())["neuron"] for p in (tmp_path / "runs").iterdir()}
+    assert runs == {"stdp-ilif-s0": "ilif", "stdp-lif-s0": "lif", "ann-s0": "relu"}
+    out = capsys.readouterr().out
+    for label in ("stdp \\+ ilif", "stdp \\+ lif", "ann \\+ relu"):
+        assert re.search(rf"^\| {label} \| 0 \| [\d,]+ \|", out, re.M), out
 
 
 @pytest.mark.parametrize("recipe", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -25,6 +25,7 @@ from s2tdpt.engine import run as run_module
 from s2tdpt.engine.checkpoint import load_checkpoint
 from s2tdpt.engine.config import ConfigError, TrainConfig
 from s2tdpt.engine.run import RunDir
+from s2tdpt.snn import list_neurons, neuron_emits
 
 LR, MIN_LR, STEPS_PER_EPOCH = 3e-3, 1e-5, 2  # TINY: 32 images, batch 16
 TINY = [
@@ -432,3 +433,14 @@ def test_the_chosen_neuron_trains_and_is_recorded(tmp_path):
     assert (saved["neuron"], saved["neuron_kwargs"]) == ("ilif", {"max_count": 2})
     model_cfg = load_checkpoint(tmp_path / "run" / "last.pt")["model_config"]
     assert (model_cfg["neuron"], model_cfg["neuron_kwargs"]) == ("ilif", {"max_count": 2})
+
+
+@pytest.mark.parametrize("neuron", list_neurons())
+def test_energy_of_a_checkpoint_of_every_neuron(tmp_path, neuron, capsys):
+    # a real-valued neuron (the ANN's ReLU) cannot feed the spike-only STDP attention: softmax there
+    attention = "softmax" if neuron_emits(neuron) == "real" else "stdp"
+    assert train(tmp_path / "run", "--neuron", neuron, "--attention", attention) == 0
+    capsys.readouterr()
+    assert main(["energy", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["energy_mj"] > 0 and report["images"] > 0

@@ -3,14 +3,18 @@
     s2tdpt bench budget -c configs/cpu_fashion_s2tdpt_cpu.yaml --out-root runs/budget-fashion
     s2tdpt bench budget -c configs/cpu_cifar10jpeg_s2tdpt_cpu.yaml --data-dir cifar10-jpeg \\
         --out-root runs/budget-cifar --attentions stdp ssa identity --seeds 0 1
+    s2tdpt bench budget -c configs/cpu_cifar10jpeg_s2tdpt_cpu.yaml --data-dir cifar10-jpeg \\
+        --out-root runs/neurons --attentions stdp identity --neurons lif plif ilif --seeds 0 1
 
 Each (mechanism, seed) trains in its own run folder ``<out-root>/<mechanism>-s<seed>`` with the recipe's settings
-and its ``time_budget`` (training seconds; evaluation excluded). A finished run (final.json) is not repeated and an
-interrupted one is resumed from its last checkpoint, so a long comparison can be run in pieces. Before its
-budget starts, each run (fresh or resumed) is warmed up: one forward and backward pass of its model on one batch
-compiles, outside the budget, what the first training step would otherwise compile inside it. Without that, the
-first mechanism of a call would pay for compiling the shared LIF kernels and the others would not. After training,
-firing rates and energy per image (the project's calculator) are measured on ``--energy-images`` test images.
+and its ``time_budget`` (training seconds; evaluation excluded); with ``--neurons``, each (mechanism, neuron, seed)
+in ``<mechanism>-<neuron>-s<seed>`` (the ANN keeps its ReLU: one run per seed). A finished run (final.json) is not
+repeated and an interrupted one is resumed from its last checkpoint, so a long comparison can be run in pieces.
+Before its budget starts, each run (fresh or resumed) is warmed up: one forward and backward pass of its model on
+one batch compiles, outside the budget, what the first training step would otherwise compile inside it. Without
+that, the first mechanism of a call would pay for compiling the shared LIF kernels and the others would not. After
+training, firing rates and energy per image (the project's calculator) are measured on ``--energy-images`` test
+images.
 Prints one row per run and one per mechanism (mean and spread over seeds).
 """
 
@@ -27,11 +31,15 @@ from pathlib import Path
 DEFAULT_ATTENTIONS = ["stdp", "ssa", "sdsa", "qk_token", "lrf_dyn", "identity", "random_frozen", "ann"]
 
 
-def _overrides(name: str, recipe: dict) -> dict:
-    if name != "ann":
-        return {"attention": name}
-    kwargs = dict(recipe.get("model_kwargs") or {}, neuron="relu")
-    return {"attention": "softmax", "timesteps": 1, "model_kwargs": kwargs}
+def _overrides(name: str, neuron: str | None) -> dict:
+    if name == "ann":  # the same backbone with ReLU, softmax attention and one time step
+        return {"attention": "softmax", "timesteps": 1, "neuron": "relu", "neuron_kwargs": {}}
+    return {"attention": name} if neuron is None else {"attention": name, "neuron": neuron}
+
+
+def run_names(attentions: list[str], neurons: list[str] | None) -> list[tuple[str, str | None]]:
+    """The (mechanism, neuron) pairs to run, in order; neuron None means the recipe's own, and the ANN has none."""
+    return [(a, n) for a in attentions for n in ([None] if a == "ann" or not neurons else neurons)]
 
 
 def warm_up(cfg) -> None:
@@ -74,7 +82,9 @@ def warm_up(cfg) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_one(name: str, seed: int, recipe: dict, args, timer: Callable[[], float] = time.perf_counter) -> dict:
+def run_one(
+    name: str, seed: int, recipe: dict, args, timer: Callable[[], float] = time.perf_counter, neuron: str | None = None
+) -> dict:
     """Train (or resume, or reuse) one run and measure its energy; ``timer`` is the clock its budget is read on."""
     from ..analysis.energy import estimate_energy
     from ..analysis.firing import measure_rates
@@ -83,9 +93,9 @@ def run_one(name: str, seed: int, recipe: dict, args, timer: Callable[[], float]
     from ..engine.config import build_config
     from ..engine.train import train
 
-    out = Path(args.out_root) / f"{name}-s{seed}"
+    out = Path(args.out_root) / (f"{name}-s{seed}" if neuron is None else f"{name}-{neuron}-s{seed}")
     if not (out / "final.json").exists():
-        layers = {"out": str(out), "seed": seed, **_overrides(name, recipe)}
+        layers = {"out": str(out), "seed": seed, **_overrides(name, neuron)}
         if args.data_dir:  # a resumed run too reads its data from --data-dir, not from the recipe's folder
             layers["data_dir"] = args.data_dir
         cfg = build_config(recipe, layers)
@@ -107,6 +117,7 @@ def run_one(name: str, seed: int, recipe: dict, args, timer: Callable[[], float]
     throughput = statistics.median(float(r["images_per_s"]) for r in rows[1:] or rows)  # epoch 1 includes compiling
     return dict(
         name=name,
+        neuron="relu" if name == "ann" else neuron,  # None: the recipe's own
         seed=seed,
         params=final["params"],
         epochs=final.get("epochs_reached", final["epochs"]),
@@ -128,6 +139,8 @@ def main(argv: list[str] | None = None, timer: Callable[[], float] = time.perf_c
     ap.add_argument("--out-root", required=True, help="folder for the run folders")
     ap.add_argument("--data-dir", help="dataset folder, overriding the recipe's")
     ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS, help="mechanisms ('ann' = the ANN)")
+    ap.add_argument("--neurons", nargs="+", help="neurons to cross with every mechanism, s2tdpt.snn.list_neurons() "
+                    "(default: the recipe's own; the ANN keeps ReLU)")  # fmt: skip
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per mechanism and seed (default: 0)")
     ap.add_argument("--time-budget", type=float, help="training seconds per run, overriding the recipe's")
     ap.add_argument("--energy-images", type=int, default=1000, help="test images for rates and energy")
@@ -139,22 +152,33 @@ def main(argv: list[str] | None = None, timer: Callable[[], float] = time.perf_c
         recipe["time_budget"] = args.time_budget
     if not recipe.get("time_budget"):
         raise SystemExit(f"{args.config} sets no time_budget; this benchmark compares at equal wall-clock budgets")
+    if args.neurons:
+        from ..snn import list_neurons
+
+        unknown = [n for n in args.neurons if n not in list_neurons()]
+        if unknown:
+            raise SystemExit(f"unknown --neurons {', '.join(unknown)}; available: {', '.join(list_neurons())}")
+    pairs = run_names(args.attentions, args.neurons)
     t0 = time.time()
-    rows = [run_one(name, seed, recipe, args, timer) for name in args.attentions for seed in args.seeds]
+    rows = [run_one(name, seed, recipe, args, timer, neuron) for name, neuron in pairs for seed in args.seeds]
     minutes, took = recipe["time_budget"] / 60, (time.time() - t0) / 60
     print(f"\nRecipe {args.config}: model {recipe.get('model')}, dataset {recipe.get('dataset')}, "
           f"{minutes:g} min of training per run ({took:.0f} min this call)\n")  # fmt: skip
+    # with --neurons the first column names both, e.g. "stdp + plif"
+    label = (lambda r: f"{r['name']} + {r['neuron']}") if args.neurons else (lambda r: r["name"])
     print("| attention | seed | params | epochs reached | final test top-1 | best | energy / image | images/s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['name']} | {r['seed']} | {r['params']:,} | {r['epochs']:.2f} | {r['top1']:.2f} % | "
+        print(f"| {label(r)} | {r['seed']} | {r['params']:,} | {r['epochs']:.2f} | {r['top1']:.2f} % | "
               f"{r['best']:.2f} % | {r['energy_uj']:.1f} µJ | {r['images_per_s']:.0f} |")  # fmt: skip
     if len(args.seeds) > 1:
-        print("\n| attention | seeds | final test top-1, mean | min – max |")
-        print("|---|---:|---:|---:|")
-        for name in args.attentions:
-            accs = [r["top1"] for r in rows if r["name"] == name]
-            print(f"| {name} | {len(accs)} | {statistics.mean(accs):.2f} % | {min(accs):.2f} – {max(accs):.2f} % |")
+        print("\n| attention | seeds | final test top-1, mean | min – max | energy / image, mean |")
+        print("|---|---:|---:|---:|---:|")
+        for name, neuron in pairs:
+            group = [r for r in rows if r["name"] == name and (neuron is None or r["neuron"] == neuron)]
+            accs = [r["top1"] for r in group]
+            print(f"| {label(group[0])} | {len(accs)} | {statistics.mean(accs):.2f} % | {min(accs):.2f} – "
+                  f"{max(accs):.2f} % | {statistics.mean(r['energy_uj'] for r in group):.1f} µJ |")  # fmt: skip
     return 0
 
 

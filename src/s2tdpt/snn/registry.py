@@ -11,7 +11,9 @@ integer neuron, its one-spike form) and ``spec(ternary=True)`` the ternary LIF o
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +124,16 @@ class NeuronSpec:
         return create_neuron(self.name, self.backend, **options)
 
 
+_loaded = False
+
+
 def _load_builtins() -> None:
-    # Importing the neuron modules runs their @register_neuron decorators.
-    from . import ilif, neuron, plif, relu  # noqa: F401
+    # Importing every module of this package runs the @register_neuron decorators of the neurons in it, so a new
+    # neuron is one new file here, with no list to edit.
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
