@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from s2tdpt.data import NORMALIZATION, DatasetNotFound, build_datasets, default_normalization
-from s2tdpt.data.datasets import load_digits_split
+from s2tdpt.data.digits import load_digits_split
 from s2tdpt.data.idx import read_idx, write_idx
 from s2tdpt.data.loaders import build_loaders
 from s2tdpt.engine.config import TrainConfig

@@ -173,9 +173,46 @@ def test_qkv_and_attention_neurons_emit_binary_spikes(neuron):
         assert values == {0.0, 1.0}, values
 
 
+def test_frames_that_repeat_an_image_give_the_image_logits():
+    # event encoding with every frame equal to the image is direct encoding: the same stem output at every step
+    # (eval mode; the stem BN's statistics are the running ones in both)
+    torch.manual_seed(0)
+    m = amplify_qkv(create_model("s2tdpt_tiny", depth=2).double())
+    warm_batchnorm(m, [torch.randn(8, 3, 32, 32, dtype=torch.float64) for _ in range(3)])
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    assert_late_neurons_fire(m, x)
+    frames = x.unsqueeze(0).expand(m.config.timesteps, *x.shape)
+    with torch.no_grad():
+        torch.testing.assert_close(m(frames), m(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("neuron", SPIKING)
+def test_frame_logits_do_not_depend_on_the_rest_of_the_batch_or_frame_order_elsewhere(neuron):
+    # frames [T, B, C, H, W]: batch is dim 1. A model that folded T and B the wrong way round (or read dim 0 as
+    # the batch) would mix samples here; one that ignored later frames would not see a changed last frame.
+    torch.manual_seed(0)
+    m = amplify_qkv(create_model("s2tdpt_tiny", depth=2, neuron=neuron).double())
+    t = m.config.timesteps
+    warm_batchnorm(m, [torch.rand(t, 8, 3, 32, 32, dtype=torch.float64) * 3 for _ in range(3)])
+    x = torch.rand(t, 5, 3, 32, 32, dtype=torch.float64) * 3
+    assert_late_neurons_fire(m, x)
+    with torch.no_grad():
+        full = m(x)
+        alone = torch.cat([m(x[:, i : i + 1]) for i in range(5)])
+        changed = x.clone()
+        changed[-1] = torch.rand(5, 3, 32, 32, dtype=torch.float64) * 3
+        later = m(changed)
+    torch.testing.assert_close(alone, full, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(later, full)  # the last frame counts
+
+
 def test_wrong_input_shape_is_a_clear_error():
     m = create_model("s2tdpt_tiny")
-    with pytest.raises(ValueError, match=r"expects images of shape \[B, 3, 32, 32\].*got \(2, 1, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"runs T = 2 time steps but got 3 frames.*timesteps=3"):
+        m(torch.randn(3, 2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"expects images \[B, 3, 32, 32\] or frames \[T=2, B, 3, 32, 32\]"):
+        m(torch.randn(2, 2, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"expects images \[B, 3, 32, 32\].*got \(2, 1, 32, 32\)"):
         m(torch.randn(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r"got \(2, 3, 28, 28\)"):
         m(torch.randn(2, 3, 28, 28))

@@ -49,7 +49,7 @@ def test_a_colour_folder_whose_first_image_is_grey_stays_rgb(tmp_path, monkeypat
     Image.fromarray(grey).save(first)  # mode L
     colour = np.asarray(Image.open(root / "train" / "cat" / "0001.png"))
     for decode_bytes in (2**31, 0):  # decoded into memory, and read lazily (a folder too large to decode)
-        monkeypatch.setattr("s2tdpt.data.datasets.DECODE_BYTES", decode_bytes)
+        monkeypatch.setattr("s2tdpt.data.imagefolder.DECODE_BYTES", decode_bytes)
         train, test, info = build_datasets("imagefolder", str(root))
         assert info.in_chans == 3
         assert np.array_equal(np.asarray(train[0][0]), np.stack([grey] * 3, axis=-1))  # R = G = B = the grey value

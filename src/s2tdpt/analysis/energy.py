@@ -266,6 +266,11 @@ def estimate_energy(
         spike_input = (st.spikes or integer_counts) and name not in real_inputs
         if st.image_input:  # the real-valued image enters the first conv
             lines.append(OpCount(name, "MAC", st.flops, None, (t if first_conv_times_t else 1) * st.flops))
+        elif st.event_input and st.counts:  # event frames of counts: one accumulate per event (k events: k ACs)
+            rate = st.mean_abs if assume_rate is None else assume_rate
+            lines.append(OpCount(name, "AC", st.flops, rate, sop(rate, t, st.flops)))
+        elif st.event_input:  # frames resized by area averaging are real values: multiplies, every step
+            lines.append(OpCount(name, "MAC", st.flops, None, t * st.flops))
         elif name == head:
             lines.append(OpCount(name, "MAC", st.flops, None, st.flops))
         elif not spiking:

@@ -33,6 +33,7 @@ class RateStats:
     step_total: list[float] | None = None
     flops: int = 0  # dense multiply-accumulates of the layer per image per timestep (conv/linear only)
     image_input: bool = False  # the layer reads the model's input (the real-valued image) directly
+    event_input: bool = False  # the layer reads event frames [T, B, C, H, W] (folded to [T·B, ...]) directly
     time_major: bool = True  # the input carries the T axis (False: the image stem and the head)
 
     @property
@@ -107,6 +108,9 @@ class FiringRateMonitor:
             x = args[0]
             stats = self.layers.setdefault(name, RateStats())
             stats.image_input = x is self._input
+            # event frames [T, B, C, H, W] enter the first conv folded to [T·B, C, H, W]: the same memory
+            src = self._input
+            stats.event_input = src.dim() == 5 and x.data_ptr() == src.data_ptr() and x.numel() == src.numel()
             steps = self._steps(x)
             stats.time_major = steps is not None or (self.timesteps == 1 and x.shape[0] == self._batch and x.dim() > 2)
             stats.add(x, steps)
@@ -133,8 +137,9 @@ class FiringRateMonitor:
         return hook
 
     def _count_images(self, module: nn.Module, args) -> None:
-        self._input = args[0]
-        self._batch = args[0].shape[1 if self.time_major_input else 0]
+        self._input = x = args[0]
+        # images [B, C, H, W]; frames [T, B, C, H, W] (event data) and time-major toy inputs carry B in dim 1
+        self._batch = x.shape[1 if self.time_major_input or x.dim() == 5 else 0]
         self.images += self._batch
 
     def __enter__(self) -> FiringRateMonitor:
@@ -160,15 +165,16 @@ class FiringRateMonitor:
 
 @torch.no_grad()
 def measure_rates(model: nn.Module, batches, device: torch.device | str = "cpu", max_images: int | None = None):
-    """Run ``model`` (eval mode) over ``(images, labels)`` batches under a monitor; return the monitor."""
+    """Run ``model`` (eval mode) over ``(images, labels)`` batches (images or frames) under a monitor."""
     was_training = model.training
     model.eval()
     with FiringRateMonitor(model) as mon:
         for images, *_ in batches:
             if max_images is not None and mon.images >= max_images:
                 break
-            if max_images is not None:
-                images = images[: max_images - mon.images]
+            if max_images is not None:  # frames [T, B, ...] keep the batch in dim 1
+                n = max_images - mon.images
+                images = images[:, :n] if images.dim() == 5 else images[:n]
             model(images.to(device))
     model.train(was_training)
     return mon

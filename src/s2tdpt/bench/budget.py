@@ -107,8 +107,8 @@ def run_one(
     energy_file = out / "energy.json"
     if not energy_file.exists():
         model, ckpt = model_from_checkpoint(str(out / "last.pt"))
-        test_ds, _ = checkpoint_test_set(ckpt, n_images=args.energy_images)
-        rep = estimate_energy(model, measure_rates(model, build_test_loader(test_ds, 100, 0)))
+        test_ds, info = checkpoint_test_set(ckpt, n_images=args.energy_images)
+        rep = estimate_energy(model, measure_rates(model, build_test_loader(test_ds, 100, 0, layout=info.layout)))
         energy_file.write_text(json.dumps({"energy_mj": rep.energy_mj, "mac_ops": rep.mac_ops, "ac_ops": rep.ac_ops,
                                            "images": rep.images}))  # fmt: skip
     energy = json.loads(energy_file.read_text())

@@ -6,8 +6,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from ..data.datasets import DatasetInfo, build_datasets
 from ..data.loaders import limit
+from ..data.registry import DatasetInfo, build_datasets, dataset_options
 from ..data.transforms import build_transform
 from ..engine.checkpoint import load_checkpoint
 from ..models import S2TDPT, S2TDPTConfig
@@ -38,13 +38,20 @@ def checkpoint_test_set(
     name = dataset or tcfg.get("dataset")
     same = name == tcfg.get("dataset")
     root = data_dir if data_dir is not None else (tcfg.get("data_dir") if same else None)
-    train_ds, test_ds, info = build_datasets(name, root, download and tcfg.get("download", True))
+    options = dict(tcfg.get("dataset_kwargs") or {}) if same else {}
+    if "timesteps" in dataset_options(name):  # event frames: as many as the model has steps
+        options["timesteps"] = model_cfg.timesteps
+    train_ds, test_ds, info = build_datasets(name, root, download and tcfg.get("download", True), **options)
     if info.num_classes != model_cfg.num_classes or info.in_chans != model_cfg.in_chans:
         raise ValueError(
             f"the checkpoint's model takes {model_cfg.in_chans}-channel images and predicts {model_cfg.num_classes} "
             f"classes, but {info.name} has {info.in_chans} channel(s) and {info.num_classes} classes"
         )
     ds = test_ds if split == "test" else train_ds
+    if info.layout == "frames":  # frames are served as they are: no resize, no normalisation
+        if n_images is None and same:
+            n_images = tcfg.get("limit_test")
+        return limit(ds, n_images), info
     mean, std = dinfo.get("mean") or tcfg.get("mean"), dinfo.get("std") or tcfg.get("std")
     ds.transform = build_transform(
         train=False, img_size=model_cfg.img_size, native_size=info.img_size, mean=mean, std=std

@@ -9,7 +9,7 @@ import torch
 
 from ..analysis.energy import E_AC_PJ, E_MAC_PJ, estimate_energy
 from ..analysis.firing import measure_rates
-from ..data.datasets import DATASETS
+from ..data.datasets import list_datasets
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
 from ..models import create_model, list_models
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="trained checkpoint: its model, and its test set for the firing rates")
     p.add_argument("--num-classes", type=int, help="classes of --model (e.g. 100 for the paper's CIFAR-100 figure)")
     p.add_argument("--attention", help="attention of --model (s2tdpt.list_attentions())")
-    p.add_argument("--dataset", choices=DATASETS, help="measure rates on this dataset's test split")
+    p.add_argument("--dataset", choices=list_datasets(), help="measure rates on this dataset's test split")
     p.add_argument("--data-dir", help="dataset folder")
     p.add_argument("--num-images", type=int, default=1000, help="test images to average rates over (default 1000)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size for measuring rates (default 64)")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if ckpt is not None and args.assume_rate is None:
         test_ds, info = checkpoint_test_set(ckpt, args.dataset, args.data_dir, args.num_images)
-        batches = build_test_loader(test_ds, args.batch_size, 0)
+        batches = build_test_loader(test_ds, args.batch_size, 0, layout=info.layout)
         source = f"{len(test_ds)} {info.name} test images"
     else:  # shapes only: rates are assumed (or irrelevant, for the ANN)
         batches = [

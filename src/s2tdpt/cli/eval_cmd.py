@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from ..data.datasets import DATASETS
+from ..data.datasets import list_datasets
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
 from ..engine.evaluate import evaluate, resolve_amp
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Writes eval.json, per_class.csv, confusion_matrix.csv and confusion_matrix.png to --out.",
     )
     p.add_argument("checkpoint", help="a .pt file written by s2tdpt train (best.pt or last.pt)")
-    p.add_argument("--dataset", choices=DATASETS, help="dataset to evaluate on (default: the training dataset)")
+    p.add_argument("--dataset", choices=list_datasets(), help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--data-dir", help="dataset folder (default: the training run's)")
     p.add_argument("--limit-test", type=int, help="N >= 1 evenly spaced test images only (default: as in training)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the training run's)")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     tcfg = ckpt.get("train_config", {})
     batch_size = args.batch_size or tcfg.get("batch_size", 64)
     amp = resolve_amp(args.amp or tcfg.get("amp", "none"), device)
-    loader = build_test_loader(test_ds, batch_size, args.workers)
+    loader = build_test_loader(test_ds, batch_size, args.workers, layout=info.layout)
     res = evaluate(model, loader, device, model.config.num_classes, amp)
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{info.name.replace(':', '-')}"

@@ -14,7 +14,7 @@ from torchvision import transforms as T
 from ..analysis.attention_maps import attention_maps
 from ..analysis.explain import grad_cam, sfr_map, upsample
 from ..analysis.plots import compose_grid, plot_attention_maps, plot_explanation_panel
-from ..data.datasets import DATASETS, open_image
+from ..data.datasets import list_datasets, open_image
 from ..engine.distributed import resolve_device
 from .common import checkpoint_test_set, model_from_checkpoint
 
@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", help="a .pt file written by s2tdpt train")
     p.add_argument("--images", nargs="+", metavar="PATH", help="image files to explain instead of a test split")
-    p.add_argument("--dataset", choices=DATASETS, help="dataset whose test split to use (default: the training one)")
+    p.add_argument(
+        "--dataset", choices=list_datasets(), help="dataset whose test split to use (default: the training one)"
+    )
     p.add_argument("--data-dir", help="dataset folder")
     p.add_argument("--num", type=int, default=8, help="number of test images, at least 1 (default 8)")
     p.add_argument(

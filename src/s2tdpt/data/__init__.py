@@ -1,21 +1,23 @@
-"""Datasets (digits, CIFAR-10/100, Fashion-MNIST, image folders), normalisation constants and transforms."""
+"""Datasets behind one registry (``list_datasets()``), normalisation constants, transforms, event frames."""
 
 from .datasets import (
-    DATASETS,
     NORMALIZATION,
     DatasetInfo,
     DatasetNotFound,
     build_datasets,
     default_normalization,
+    list_datasets,
 )
+from .registry import register_dataset
 from .transforms import build_transform
 
 __all__ = [
-    "DATASETS",
     "NORMALIZATION",
     "DatasetInfo",
     "DatasetNotFound",
     "build_datasets",
     "build_transform",
     "default_normalization",
+    "list_datasets",
+    "register_dataset",
 ]

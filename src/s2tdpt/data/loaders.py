@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
-from .datasets import DatasetInfo, build_datasets, default_normalization
+from .datasets import DatasetInfo, default_normalization
+from .frames import FrameAugment, collate_frames
+from .registry import build_datasets, dataset_options
 from .transforms import build_transform
 
 MATERIALISE_BYTES = 2 * 2**30  # transform a split once and keep it in memory when it is at most this large
@@ -20,8 +22,8 @@ class DataBundle:
     train_sampler: DistributedSampler
     info: DatasetInfo
     img_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    mean: tuple[float, ...] | None  # None: frames, not normalised
+    std: tuple[float, ...] | None
 
 
 def limit(ds: Dataset, n: int | None) -> Dataset:
@@ -42,18 +44,45 @@ def materialise(ds: Dataset, sample_bytes: int) -> Dataset:
 
 
 def build_test_loader(
-    test_ds: Dataset, batch_size: int, workers: int, rank: int = 0, world_size: int = 1
+    test_ds: Dataset, batch_size: int, workers: int, rank: int = 0, world_size: int = 1, layout: str = "image"
 ) -> DataLoader:
     # Each rank evaluates every world_size-th image: no padding, so all-reduced sums are exact.
     shard = test_ds if world_size == 1 else Subset(test_ds, range(rank, len(test_ds), world_size))
-    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers)
+    collate = collate_frames if layout == "frames" else None  # frames batch time-first: [T, B, C, H, W]
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
+
+
+def dataset_kwargs_for(cfg) -> dict:
+    """The dataset options of a config: ``dataset_kwargs``, with ``--timesteps`` passed on to a dataset whose frames
+    it sets (event data); the two must agree."""
+    options = dict(cfg.dataset_kwargs)
+    if cfg.timesteps and "timesteps" in dataset_options(cfg.dataset):
+        if options.setdefault("timesteps", cfg.timesteps) != cfg.timesteps:
+            raise ValueError(
+                f"--timesteps {cfg.timesteps} but dataset_kwargs sets timesteps: {options['timesteps']} frames; the "
+                f"model runs one step per frame, so give one of them (or the same value)"
+            )
+    return options
+
+
+def _check_frame_options(cfg, info: DatasetInfo) -> None:
+    image_only = {"img_size": "use dataset_kwargs size: N", "mean": "frames are event counts, not normalised",
+                  "std": "frames are event counts, not normalised", "aa": "RandAugment works on images",
+                  "reprob": "random erasing works on images"}  # fmt: skip
+    for name, why in image_only.items():
+        if getattr(cfg, name):
+            raise ValueError(f"{name} does not apply to the event dataset {info.name} ({why}); remove it")
 
 
 def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
     """Datasets, transforms and loaders from a :class:`~s2tdpt.engine.config.TrainConfig`."""
-    train_ds, test_ds, info = build_datasets(cfg.dataset, cfg.data_dir, cfg.download)
+    train_ds, test_ds, info = build_datasets(cfg.dataset, cfg.data_dir, cfg.download, **dataset_kwargs_for(cfg))
+    if info.layout == "frames":
+        return _frame_loaders(cfg, train_ds, test_ds, info, rank, world_size)
     if cfg.mean is not None:
         mean, std = tuple(cfg.mean), tuple(cfg.std)
+    elif info.mean is not None:  # the dataset's own constants
+        mean, std = info.mean, info.std
     else:
         mean, std = default_normalization(cfg.dataset, train_ds)
     if len(mean) != info.in_chans:
@@ -87,3 +116,23 @@ def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
     )
     test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size)
     return DataBundle(train_loader, test_loader, sampler, info, img_size, mean, std)
+
+
+def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_size: int) -> DataBundle:
+    """Loaders of a frame dataset: frames ``[T, B, C, H, W]``, flip and translation as augmentation, no norm."""
+    _check_frame_options(cfg, info)
+    if cfg.hflip or cfg.crop_pad:
+        train_ds.transform = FrameAugment(hflip=cfg.hflip, translate=cfg.crop_pad)
+    train_ds, test_ds = limit(train_ds, cfg.limit_train), limit(test_ds, cfg.limit_test)
+    if len(train_ds) < cfg.batch_size * world_size:
+        raise ValueError(
+            f"the training set has {len(train_ds)} recordings, fewer than one batch ({cfg.batch_size} × "
+            f"{world_size} process(es)); lower --batch-size"
+        )
+    sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
+    train_loader = DataLoader(
+        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True,
+        persistent_workers=cfg.workers > 0, pin_memory=torch.cuda.is_available(), collate_fn=collate_frames,
+    )  # fmt: skip
+    test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size, "frames")
+    return DataBundle(train_loader, test_loader, sampler, info, info.img_size, None, None)

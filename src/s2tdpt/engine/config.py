@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..data.datasets import DATASETS, NORMALIZATION
+from ..data.datasets import NORMALIZATION, list_datasets
 
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 COMPILE_MODES = ("auto", "on", "off")
@@ -48,7 +48,11 @@ class TrainConfig:
     neuron_kwargs: dict = _f({}, "options of that neuron as a YAML/JSON mapping, e.g. '{max_count: 8}' for ilif")
     model_kwargs: dict = _f({}, "other model config fields as a YAML/JSON mapping, e.g. '{num_heads: 8}'")
     # --- data
-    dataset: str = _f("digits", f"one of {', '.join(DATASETS)}")
+    dataset: str = _f("digits", f"one of {', '.join(list_datasets())}")
+    dataset_kwargs: dict = _f(
+        {}, "options of that dataset as a YAML/JSON mapping, e.g. '{timesteps: 16, split_by: number, size: 64}' for "
+        "event data (s2tdpt.data.dataset_options(NAME))",
+    )  # fmt: skip
     data_dir: str | None = _f(
         None, "dataset folder (CIFAR: torchvision root; imagefolder: root with train/ test/); recorded absolute"
     )
@@ -203,7 +207,7 @@ def _number(value: Any) -> int | float | None:
 
 def _check_values(cfg: TrainConfig) -> None:
     """Choices and ranges of single keys, and the combinations that timm would reject in the middle of a run."""
-    choices = dict(dataset=DATASETS, lif_backend=LIF_BACKENDS, compile=COMPILE_MODES, amp=AMP_MODES)
+    choices = dict(dataset=list_datasets(), lif_backend=LIF_BACKENDS, compile=COMPILE_MODES, amp=AMP_MODES)
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise _bad(name, getattr(cfg, name), f"must be one of {list(allowed)}")
@@ -231,6 +235,8 @@ def _check_values(cfg: TrainConfig) -> None:
         )
     if not isinstance(cfg.model_kwargs, Mapping):
         raise _bad("model_kwargs", cfg.model_kwargs, "must be a mapping of model config fields, e.g. {num_heads: 8}")
+    if not isinstance(cfg.dataset_kwargs, Mapping):
+        raise _bad("dataset_kwargs", cfg.dataset_kwargs, "must be a mapping of dataset options, e.g. {timesteps: 16}")
     if not isinstance(cfg.neuron_kwargs, Mapping):
         raise _bad("neuron_kwargs", cfg.neuron_kwargs, "must be a mapping of neuron options, e.g. {max_count: 8}")
     # the neuron's name and options are checked once, by the model config (before any run folder is written)

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .. import __version__
+from ..data.frames import mix_frames
 from ..data.loaders import DataBundle, build_loaders
 from ..models import S2TDPT, S2TDPTConfig, resolve_config
 from .checkpoint import FORMAT, rng_state, set_rng_state
@@ -84,6 +85,8 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
     """The named model with the dataset's classes / channels / size and the config's overrides."""
     overrides = dict(cfg.model_kwargs)
     derived = dict(num_classes=data.info.num_classes, in_chans=data.info.in_chans, img_size=data.img_size)
+    if data.info.timesteps:  # event frames: one model step per frame
+        derived["timesteps"] = data.info.timesteps
     for key, value in derived.items():
         if key in overrides and overrides[key] != value:
             raise ValueError(f"model_kwargs sets {key}={overrides[key]} but dataset {data.info.name} needs {value}")
@@ -132,7 +135,8 @@ def _train(
     # --- data, model, optimisation (the run folder is created once they were built without error)
     seed_everything(cfg.seed, 0)  # identical initialisation on every rank
     data = build_loaders(cfg, ctx.rank, ctx.world_size)
-    cfg = cfg.replace(mean=list(data.mean), std=list(data.std))  # record the normalisation actually used
+    if data.mean is not None:  # record the normalisation actually used (frames have none)
+        cfg = cfg.replace(mean=list(data.mean), std=list(data.std))
     model_cfg = model_config_for(cfg, data)
     model = S2TDPT(model_cfg).to(device)
     run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
@@ -247,8 +251,8 @@ def _train(
                 class_names=list(data.info.class_names),
                 num_classes=data.info.num_classes,
                 img_size=data.img_size,
-                mean=list(data.mean),
-                std=list(data.std),
+                mean=data.mean and list(data.mean),
+                std=data.std and list(data.std),
             ),
             model=model.state_dict(),
             optimizer=optimizer.state_dict(),
@@ -344,8 +348,8 @@ def train_one_epoch(
             scheduler.step_update(epoch * steps + i)  # learning rate of this step
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         targets = labels
-        if mixup:
-            images, targets = mixup(images, labels)
+        if mixup:  # frames [T, B, C, H, W] are mixed per sample, one box for all their steps
+            images, targets = mix_frames(mixup, images, labels) if images.dim() == 5 else mixup(images, labels)
         with autocast(device, cfg.amp):
             logits = net(images)
         loss = criterion(logits.float(), targets)

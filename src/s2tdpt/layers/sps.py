@@ -54,7 +54,8 @@ class _SpikingConv(nn.Module):
 
 
 class SpikingPatchSplitting(nn.Module):
-    """``[B, C, H, W]`` image → ``[T, B, N, D]`` membrane tokens, ``N = (H / 2^P)·(W / 2^P)``, P pooling stages.
+    """``[B, C, H, W]`` image or ``[T, B, C, H, W]`` frames → ``[T, B, N, D]`` membrane tokens,
+    ``N = (H / 2^P)·(W / 2^P)``, P pooling stages.
 
     ``pool_stages``: indices of the four spiking stages (0 = SPE 1, 1 = SPE 2, 2 = SPED 1, 3 = SPED 2) that
     max-pool before their conv; the paper's is ``(2, 3)``.
@@ -87,8 +88,12 @@ class SpikingPatchSplitting(nn.Module):
         )
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        z0 = self.stem_bn(self.stem_conv(img))  # [B, D/8, H, W], real-valued, identical at every step
-        x = z0.unsqueeze(0).expand(self.timesteps, *z0.shape)  # [T, B, D/8, H, W] (a view)
+        """Images ``[B, C, H, W]`` or frames ``[T, B, C, H, W]`` → membrane tokens ``[T, B, N, D]``."""
+        if img.dim() == 5:  # event encoding: each step its own frame; the stem's BN pools over T and B
+            x = self.stem_bn(self.stem_conv(img.flatten(0, 1))).unflatten(0, img.shape[:2])  # [T, B, D/8, H, W]
+        else:  # direct encoding: the stem runs once and its output is repeated over T
+            z0 = self.stem_bn(self.stem_conv(img))  # [B, D/8, H, W], real-valued, identical at every step
+            x = z0.unsqueeze(0).expand(self.timesteps, *z0.shape)  # [T, B, D/8, H, W] (a view)
         stages = list(self.stages)
         s = stages[0].lif(x)  # [T, B, D/8, H, W] spikes
         for stage, following in zip(stages[:-1], stages[1:], strict=True):

@@ -41,17 +41,28 @@ class S2TDPT(nn.Module):
         self.apply(_init_weights)
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Images ``[B, C, H, W]`` (direct encoding: repeated over T) or frames ``[T, B, C, H, W]`` (event
+        encoding: one frame per time step, T = the model's ``timesteps``); anything else is a ``ValueError``."""
         c = self.config
-        expected = (c.in_chans, c.img_size, c.img_size)
-        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"{type(self).__name__} expects images of shape [B, {c.in_chans}, {c.img_size}, {c.img_size}] "
-                f"(batch, channels, height, width); got {tuple(x.shape)}. Resize or convert the input, or build "
-                f"the model with matching img_size / in_chans."
-            )
+        chw = (c.in_chans, c.img_size, c.img_size)
+        if x.dim() == 4 and tuple(x.shape[1:]) == chw:
+            return
+        if x.dim() == 5 and tuple(x.shape[2:]) == chw:
+            if x.shape[0] != c.timesteps:
+                raise ValueError(
+                    f"{type(self).__name__} runs T = {c.timesteps} time steps but got {x.shape[0]} frames "
+                    f"(input {tuple(x.shape)} read as [T, B, C, H, W]); make the data with T = {c.timesteps} frames "
+                    f"or build the model with timesteps={x.shape[0]}"
+                )
+            return
+        raise ValueError(
+            f"{type(self).__name__} expects images [B, {c.in_chans}, {c.img_size}, {c.img_size}] or frames "
+            f"[T={c.timesteps}, B, {c.in_chans}, {c.img_size}, {c.img_size}]; got {tuple(x.shape)}. Resize or "
+            f"convert the input, or build the model with matching img_size / in_chans / timesteps."
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``[B, C, H, W]`` → final membrane potentials ``U_L`` ``[T, B, N, D]``."""
+        """Images ``[B, C, H, W]`` or frames ``[T, B, C, H, W]`` → final membrane potentials ``U_L`` [T, B, N, D]."""
         self.check_input(x)
         reset_states(self)
         u = self.patch_embed(x)  # U_0, [T, B, N, D]
