@@ -119,7 +119,7 @@ def test_frames_train_evaluate_and_measure_energy_through_the_cli(event_folder, 
     run = tmp_path / "run"
     assert _train(run, event_folder, "--mixup", "0.5", "--cutmix", "1.0", "--hflip", "0.5", "--crop-pad", "1") == 0
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["dataset_kwargs"] == {"timesteps": 2}
+    assert saved["dataset_kwargs"]["timesteps"] == 2 and saved["dataset_kwargs"]["split_by"] == "number"
     model_cfg = torch.load(run / "last.pt", weights_only=False)["model_config"]
     assert (model_cfg["timesteps"], model_cfg["in_chans"], model_cfg["img_size"]) == (2, 2, SENSOR)
     capsys.readouterr()

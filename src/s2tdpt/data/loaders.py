@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, Te
 
 from .datasets import DatasetInfo, default_normalization
 from .frames import FrameAugment, collate_frames
-from .registry import build_datasets, dataset_options
+from .registry import build_datasets, dataset_options, resolved_options
 from .transforms import build_transform
 
 MATERIALISE_BYTES = 2 * 2**30  # transform a split once and keep it in memory when it is at most this large
@@ -24,6 +24,7 @@ class DataBundle:
     img_size: int
     mean: tuple[float, ...] | None  # None: frames, not normalised
     std: tuple[float, ...] | None
+    dataset_kwargs: dict  # every option of the dataset, defaults filled in (recorded in config.yaml)
 
 
 def limit(ds: Dataset, n: int | None) -> Dataset:
@@ -76,9 +77,11 @@ def _check_frame_options(cfg, info: DatasetInfo) -> None:
 
 def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
     """Datasets, transforms and loaders from a :class:`~s2tdpt.engine.config.TrainConfig`."""
-    train_ds, test_ds, info = build_datasets(cfg.dataset, cfg.data_dir, cfg.download, **dataset_kwargs_for(cfg))
+    options = dataset_kwargs_for(cfg)
+    train_ds, test_ds, info = build_datasets(cfg.dataset, cfg.data_dir, cfg.download, **options)
+    options = resolved_options(cfg.dataset, options)
     if info.layout == "frames":
-        return _frame_loaders(cfg, train_ds, test_ds, info, rank, world_size)
+        return _frame_loaders(cfg, train_ds, test_ds, info, rank, world_size, options)
     if cfg.mean is not None:
         mean, std = tuple(cfg.mean), tuple(cfg.std)
     elif info.mean is not None:  # the dataset's own constants
@@ -115,10 +118,10 @@ def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
         pin_memory=torch.cuda.is_available(),
     )
     test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size)
-    return DataBundle(train_loader, test_loader, sampler, info, img_size, mean, std)
+    return DataBundle(train_loader, test_loader, sampler, info, img_size, mean, std, options)
 
 
-def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_size: int) -> DataBundle:
+def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_size: int, options: dict) -> DataBundle:
     """Loaders of a frame dataset: frames ``[T, B, C, H, W]``, flip and translation as augmentation, no norm."""
     _check_frame_options(cfg, info)
     if cfg.hflip or cfg.crop_pad:
@@ -135,4 +138,4 @@ def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_s
         persistent_workers=cfg.workers > 0, pin_memory=torch.cuda.is_available(), collate_fn=collate_frames,
     )  # fmt: skip
     test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size, "frames")
-    return DataBundle(train_loader, test_loader, sampler, info, info.img_size, None, None)
+    return DataBundle(train_loader, test_loader, sampler, info, info.img_size, None, None, options)

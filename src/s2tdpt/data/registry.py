@@ -70,6 +70,12 @@ def dataset_options(name: str) -> list[str]:
     return [p for p in sig.parameters if p not in ("root", "download")]
 
 
+def resolved_options(name: str, options: dict) -> dict:
+    """``options`` with every option the dataset has filled in from its defaults: what a run records."""
+    params = inspect.signature(_builder(name)).parameters
+    return {p: options.get(p, params[p].default) for p in dataset_options(name)}
+
+
 def build_datasets(
     name: str, root: str | None = None, download: bool = True, **options
 ) -> tuple[Dataset, Dataset, DatasetInfo]:

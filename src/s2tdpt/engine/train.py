@@ -135,6 +135,7 @@ def _train(
     # --- data, model, optimisation (the run folder is created once they were built without error)
     seed_everything(cfg.seed, 0)  # identical initialisation on every rank
     data = build_loaders(cfg, ctx.rank, ctx.world_size)
+    cfg = cfg.replace(dataset_kwargs=data.dataset_kwargs)  # every dataset option, defaults included
     if data.mean is not None:  # record the normalisation actually used (frames have none)
         cfg = cfg.replace(mean=list(data.mean), std=list(data.std))
     model_cfg = model_config_for(cfg, data)
