@@ -48,7 +48,7 @@ class FakeTonicDataset:
                 self.targets.append(label)
 
     def __getitem__(self, i: int):
-        return _events(i), self.targets[i]
+        return sys.modules[__name__]._events(i), self.targets[i]  # looked up per call: a test may swap it
 
     def __len__(self) -> int:
         return len(self.data)
@@ -123,7 +123,9 @@ def test_missing_tonic_and_missing_data_say_what_to_do(monkeypatch, tmp_path):
 
     fake = types.SimpleNamespace(datasets=types.SimpleNamespace(DVSGesture=Offline))
     monkeypatch.setitem(sys.modules, "tonic", fake)
-    with pytest.raises(DatasetNotFound, match=r"(?s)could not be downloaded.*no route to host.*ibmGestureTrain\.tar\.gz"):
+    with pytest.raises(
+        DatasetNotFound, match=r"(?s)could not be downloaded.*no route to host.*ibmGestureTrain\.tar\.gz"
+    ):
         build_datasets("dvs128gesture", str(tmp_path))
     with pytest.raises(ValueError, match="split must be one of"):
         build_datasets("cifar10dvs", str(tmp_path), split="last10")
@@ -134,3 +136,31 @@ def test_the_real_tonic_classes_offer_what_the_wrappers_use():
     for name, sensor in (("CIFAR10DVS", (128, 128)), ("DVSGesture", (128, 128)), ("NMNIST", (34, 34))):
         cls = getattr(tonic.datasets, name)
         assert tuple(cls.sensor_size[:2]) == sensor and len(cls.classes) in (10, 11)
+
+
+@pytest.mark.parametrize("recipe", ["cifar10dvs_s2tdpt_2_256.yaml", "dvs128gesture_s2tdpt_2_256.yaml"])
+def test_event_recipes_run_a_few_steps_on_synthetic_recordings(fake_tonic, tmp_path, recipe, monkeypatch):
+    # the recipe's data (T = 16 frames of a 128 × 128 sensor, pooled at all four tokenizer stages to 8 × 8 tokens),
+    # schedule and augmentation, with the tiny model in place of 2-256 so that it stays fast
+    from s2tdpt.cli import main
+
+    for cls in fake_tonic.values():
+        monkeypatch.setattr(cls, "sensor_size", (128, 128, 2))
+    monkeypatch.setattr(sys.modules[__name__], "_events", _wide_events)
+    repo = Path(__file__).resolve().parents[1]
+    run = tmp_path / "run"
+    argv = ["train", "-c", str(repo / "configs" / recipe), "--data-dir", str(tmp_path / "data"), "--model",
+            "s2tdpt_tiny", "--epochs", "2", "--warmup-epochs", "1", "--cooldown-epochs", "0", "--batch-size", "2",
+            "--limit-train", "4", "--limit-test", "2", "--lif-backend", "fused", "--compile", "off", "--amp", "none",
+            "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    model_cfg = __import__("torch").load(run / "last.pt", weights_only=False)["model_config"]
+    assert (model_cfg["timesteps"], model_cfg["img_size"], model_cfg["in_chans"]) == (16, 128, 2)
+
+
+def _wide_events(i: int) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    ev = np.zeros(400, dtype=DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 10_000, len(ev)))
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 128, 400), rng.integers(0, 128, 400), rng.integers(0, 2, 400)
+    return ev

@@ -15,6 +15,7 @@ Splits: DVS128 Gesture and N-MNIST have official train/test splits. CIFAR10-DVS 
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def split_indices(
             continue
         if split == "random":
             idx = rng.permutation(idx)
-        n_train = int(round(0.9 * len(idx)))
+        n_train = math.ceil(0.9 * len(idx))  # as SpikingJelly's split_to_train_test_set
         train.append(idx[:n_train])
         test.append(idx[n_train:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
