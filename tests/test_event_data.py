@@ -131,6 +131,13 @@ def test_frames_train_evaluate_and_measure_energy_through_the_cli(event_folder, 
     # the first conv reads event counts: charged as accumulates at the mean count, not as MACs
     stem = next(line for line in report["layers"] if line["layer"].endswith("stem_conv"))
     assert stem["kind"] == "AC" and stem["rate"] > 0, stem
+    # explain: Grad-CAM and SFR maps of recordings, drawn as ON/OFF pictures, and the attention maps of one
+    out = tmp_path / "explain"
+    assert main(["explain", str(run / "last.pt"), "--num", "2", "--out", str(out)]) == 0
+    index = (out / "index.md").read_text()
+    assert index.count("panel_") == 2 and "horizontal" in index and (out / "attention.png").exists()
+    assert main(["explain", str(run / "last.pt"), "--images", "x.png", "--out", str(out)]) != 0
+    assert "reads event frames, not image files" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -20,14 +20,15 @@ from ..attention.stdp import stdp_attention_matrix
 
 @torch.no_grad()
 def capture_heads(model: nn.Module, image: torch.Tensor, block: int = -1) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-    """Run one image ``[C, H, W]``; return the block's attention module and its branch heads ``[T, 1, H, N, D_H]``."""
+    """Run one image ``[C, H, W]`` (or one sample of frames ``[T, C, H, W]``); return the block's attention module
+    and its branch heads ``[T, 1, H, N, D_H]``."""
     attn = model.blocks[block].attn
     seen = {}
     handle = attn.heads_tap.register_forward_hook(lambda m, a, out: seen.__setitem__("heads", out))
     was_training = model.training
     model.eval()
     try:
-        model(image[None])
+        model(image[:, None] if image.dim() == 4 else image[None])  # a batch of one: frames keep T first
     finally:
         handle.remove()
         model.train(was_training)

@@ -96,6 +96,13 @@ def spread_over_classes(labels: np.ndarray | None, count: int, n: int) -> list[i
     return sorted(i for i in itertools.islice((i for r in rounds for i in r if i is not None), n))
 
 
+def _display_frames(x: torch.Tensor) -> np.ndarray:
+    """Event frames ``[T, 2, H, W]`` as one RGB picture: OFF events summed over T in red, ON events in green."""
+    off, on = x[:, 0].sum(0), x[:, 1].sum(0)
+    scale = max(float(off.max()), float(on.max()), 1e-12)
+    return torch.stack([off / scale, on / scale, torch.zeros_like(on)], dim=-1).numpy()
+
+
 def _display(x: torch.Tensor, mean, std) -> np.ndarray:
     img = (x * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]).clamp(0, 1)
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
@@ -110,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model.to(device)
     classes = list(ckpt["dataset"]["class_names"])
+    frames = ckpt["dataset"].get("layout") == "frames"
+    if frames and args.images:
+        raise ValueError(
+            f"the model of {args.checkpoint} reads event frames, not image files; leave out --images to explain "
+            f"recordings of its test set"
+        )
     if args.images:
         images, labels = _load_images(args.images, ckpt, cfg), [None] * len(args.images)
         names = [Path(p).name for p in args.images]
@@ -117,12 +130,19 @@ def run(args: argparse.Namespace) -> int:
         ds, _ = checkpoint_test_set(ckpt, args.dataset, args.data_dir, n_images=None)
         picked = spread_over_classes(split_labels(ds), len(ds), args.num)
         samples = [ds[i] for i in picked]
-        images, labels = torch.stack([s[0] for s in samples]), [int(s[1]) for s in samples]
+        # frames batch time-first, [T, B, C, H, W]: sample i is images[:, i]
+        images = torch.stack([s[0] for s in samples], dim=1 if frames else 0)
+        labels = [int(s[1]) for s in samples]
         names = [f"test image {i}" for i in picked]
-    if not 0 <= args.attention_image < len(images):
+    count = images.shape[1] if frames else len(images)
+
+    def sample(i: int) -> torch.Tensor:
+        return images[:, i] if frames else images[i]
+
+    if not 0 <= args.attention_image < count:
         raise ValueError(
-            f"--attention-image {args.attention_image} does not exist: {len(images)} image(s) are explained, "
-            f"numbered 0 to {len(images) - 1}"
+            f"--attention-image {args.attention_image} does not exist: {count} image(s) are explained, "
+            f"numbered 0 to {count - 1}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
     probs = logits.softmax(1).cpu()
     mean, std = ckpt["dataset"]["mean"], ckpt["dataset"]["std"]
     rows, panels = [], []
-    for i in range(len(images)):
+    for i in range(count):
         pred = int(probs[i].argmax())
         true = labels[i]
         title = f"{names[i]}: predicted {classes[pred]} ({100 * probs[i, pred]:.0f} %)"
         title += f", true {classes[true]}" if true is not None else ""
         panel = out / f"panel_{i:03d}.png"
         plot_explanation_panel(
-            _display(images[i].cpu(), mean, std),
+            _display_frames(sample(i).cpu()) if frames else _display(sample(i).cpu(), mean, std),
             cams_up[i],
             sfr_up[i],
             title,
@@ -156,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     compose_grid(panels, out / "grid.png")
 
     k = args.attention_image
-    maps = attention_maps(model, images[k], block)
+    maps = attention_maps(model, sample(k), block)
     where = block_label(block, cfg.depth)
     lines = [f"# Explanations: {Path(args.checkpoint)}", ""]
     lines += [f"Model {cfg.attention} attention, {cfg.depth} blocks, D = {cfg.embed_dim}, T = {cfg.timesteps}. "

@@ -249,6 +249,7 @@ def _train(
             train_config=cfg.to_dict(),
             dataset=dict(
                 name=data.info.name,
+                layout=data.info.layout,
                 class_names=list(data.info.class_names),
                 num_classes=data.info.num_classes,
                 img_size=data.img_size,
