@@ -152,3 +152,16 @@ def test_a_wrong_frame_option_is_named_before_the_run_folder_is_written(event_fo
     assert _train(tmp_path / "run", event_folder, *flags) != 0
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_image_dataset_becomes_an_event_folder(tmp_path):
+    from s2tdpt.data.emulate import write_event_folder
+
+    out = write_event_folder("digits", tmp_path / "digit-events", limit=3)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy"))
+    assert len(files) == 60 and all(f.split("/")[0] in ("train", "test") for f in files)
+    train, test, info = build_datasets("eventfolder", str(out), timesteps=2)
+    assert info.sensor_size == (8, 8) and train[0][0].shape == (2, 2, 8, 8) and train[0][0].sum() > 0
+    before = {f: (out / f).stat().st_mtime_ns for f in files}
+    write_event_folder("digits", out, limit=3)  # started again: what exists is kept
+    assert {f: (out / f).stat().st_mtime_ns for f in files} == before

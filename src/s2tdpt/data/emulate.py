@@ -15,12 +15,15 @@ noise terms). Events of step s get timestamps inside ``[s · dt, (s + 1) · dt)`
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .eventfolder import SENSOR_FILE
 from .events import EVENT_FIELDS
 
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
@@ -108,3 +111,64 @@ def emulate_events(
         raise ValueError("a float image must hold intensities in [0, 1] (or pass uint8 0..255)")
     views = shifted_views(img, saccade_path(amplitude, steps_per_saccade))
     return events_from_log_intensity(np.log(views + eps), threshold, dt)
+
+
+def write_event_folder(
+    dataset: str,
+    out: str | Path,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    download: bool = True,
+    **emulator: float,
+) -> Path:
+    """Write an emulated event version of a registered image dataset as an ``eventfolder``:
+    ``<out>/{train,test}/<class>/<index>.npy``, one recording per image (with ``limit``, the first ``limit``
+    images of each class in each split).
+
+    Files are written under temporary names and renamed, and an existing recording is kept, so an interrupted
+    run can be started again. Returns ``out``.
+    """
+    from .registry import build_datasets
+
+    train, test, info = build_datasets(dataset, data_dir, download)
+    if info.layout != "image":
+        raise ValueError(f"{dataset} already holds events (layout {info.layout!r}); emulation needs images")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    h, w = np.asarray(train[0][0]).shape[:2]
+    (out / SENSOR_FILE).write_text(json.dumps([w, h]))  # the sensor is the image: edges may see no event
+    for split, ds in (("train", train), ("test", test)):
+        labels = np.asarray(ds.labels)  # the builders' datasets keep their labels
+        picked = [i for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:limit]]
+        for i in sorted(picked):
+            image, label = ds[int(i)]
+            path = out / split / info.class_names[label].replace("/", "-") / f"{i:06d}.npy"
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, emulate_events(np.asarray(image), **emulator))
+            tmp.replace(path)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m s2tdpt.data.emulate DATASET OUT [--data-dir D] [--limit N] [--threshold C]``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m s2tdpt.data.emulate", description=write_event_folder.__doc__)
+    ap.add_argument("dataset", help="a registered image dataset, e.g. fashion_mnist or imagefolder")
+    ap.add_argument("out", help="folder to write <out>/{train,test}/<class>/*.npy into")
+    ap.add_argument("--data-dir", help="the image dataset's folder")
+    ap.add_argument("--limit", type=int, help="recordings per class and split (the first ones; default: all)")
+    ap.add_argument("--threshold", type=float, default=0.2, help="contrast threshold C (default 0.2)")
+    ap.add_argument("--amplitude", type=float, default=2.0, help="saccade size in pixels (default 2)")
+    args = ap.parse_args(argv)
+    path = write_event_folder(args.dataset, args.out, args.data_dir, args.limit, threshold=args.threshold,
+                              amplitude=args.amplitude)  # fmt: skip
+    print(f"wrote emulated events to {path} (train with --dataset eventfolder --data-dir {path})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

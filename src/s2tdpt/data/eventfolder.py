@@ -1,13 +1,15 @@
 """Your own recordings: ``<root>/{train,test}/<class>/*.npy|*.npz`` of structured event arrays (t, x, y, p).
 
 Each file holds one recording: a ``.npy`` structured array with fields ``t``, ``x``, ``y``, ``p``, or a ``.npz``
-whose first array is one (e.g. ``np.savez(path, events=ev)``). The sensor size is read from the data (largest x
-and y over the training recordings, + 1) unless ``sensor_size`` is given. Frames are made and cached as for every
+whose first array is one (e.g. ``np.savez(path, events=ev)``). The sensor size ``(W, H)`` is ``sensor_size`` if
+given, else ``<root>/sensor_size.json`` (``[W, H]``) if present, else read from the data (largest x and y over all
+recordings, + 1). Frames are made and cached as for every
 event dataset (:mod:`.frames`): ``--dataset-kwargs "{timesteps: 16, split_by: number, size: 64}"``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from .frames import FrameDataset, fingerprint, frames_key
 from .registry import DatasetInfo, register_dataset
 
 EXTENSIONS = (".npy", ".npz")
+SENSOR_FILE = "sensor_size.json"
 
 
 def load_events(path: str | Path) -> np.ndarray:
@@ -65,9 +68,11 @@ def build_eventfolder(
     for split, (files, _) in splits.items():
         if not files:
             raise DatasetNotFound(f"no event files ({', '.join(EXTENSIONS)}) under '{base / split}/<class>/'")
+    if sensor_size is None and (base / SENSOR_FILE).exists():
+        sensor_size = tuple(json.loads((base / SENSOR_FILE).read_text()))
     if sensor_size is None:
         w = h = 0
-        for p in splits["train"][0]:
+        for p in splits["train"][0] + splits["test"][0]:
             ev = load_events(p)
             if len(ev):
                 w, h = max(w, int(ev["x"].max()) + 1), max(h, int(ev["y"].max()) + 1)
