@@ -57,6 +57,9 @@ def test_eventfolder_serves_cached_frames_and_declares_its_layout(event_folder, 
     ev = np.load(event_folder / "train" / "horizontal" / "3.npy")
     np.testing.assert_array_equal(x.numpy(), to_frames(ev, (SENSOR, SENSOR), 4))  # as integrated directly
     assert label == 0 and x.sum() == len(ev)
+    import pickle  # data-loading workers started by spawn receive the dataset pickled
+
+    torch.testing.assert_close(pickle.loads(pickle.dumps(train))[3][0], x)
     # the second access reads the cache: integration is not run again
     (key,) = [p.name for p in cache.iterdir()]
     assert key.startswith("eventfolder-T4-number-full-") and (cache / key / "train" / "3.npy").exists()

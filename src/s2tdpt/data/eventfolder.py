@@ -10,6 +10,7 @@ event dataset (:mod:`.frames`): ``--dataset-kwargs "{timesteps: 16, split_by: nu
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,10 @@ def load_events(path: str | Path) -> np.ndarray:
     except (OSError, ValueError, IndexError) as e:
         raise ValueError(f"cannot read events from {path}: {e}") from e
     return events
+
+
+def _load_nth(files: list[Path], i: int) -> np.ndarray:
+    return load_events(files[i])
 
 
 def _samples(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -84,16 +89,8 @@ def build_eventfolder(
     all_files = splits["train"][0] + splits["test"][0]
     key = frames_key("eventfolder", timesteps, split_by, size, fingerprint(all_files))
     cache = Path(cache_dir) if cache_dir else base / ".frames"
-    datasets = [
-        FrameDataset(
-            lambda i, files=files: load_events(files[i]),
-            labels,
-            sensor_size,
-            timesteps,
-            split_by,
-            size,
-            cache / key / split,
-        )  # fmt: skip
+    datasets = [  # partial, not a lambda: data-loading workers started by spawn must pickle the dataset
+        FrameDataset(partial(_load_nth, files), labels, sensor_size, timesteps, split_by, size, cache / key / split)
         for split, (files, labels) in splits.items()
     ]
     info = DatasetInfo(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +100,14 @@ def split_indices(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def _events_of(source, indices: np.ndarray, i: int) -> np.ndarray:
+    return source[int(indices[i])][0]
+
+
 def _frames(source, indices, labels, sensor, timesteps, split_by, size, cache: Path) -> FrameDataset:
     """The recordings ``indices`` of a tonic dataset as a :class:`FrameDataset` (tonic yields ``(events, label)``)."""
 
-    def load(i: int) -> np.ndarray:
-        return source[int(indices[i])][0]
-
+    load = partial(_events_of, source, indices)  # picklable, for data-loading workers started by spawn
     frames = FrameDataset(load, labels[indices], sensor, timesteps, split_by, size, cache)
     frames.source_indices = np.asarray(indices)  # which recordings of the tonic dataset this split holds
     return frames
