@@ -9,13 +9,13 @@ untransformed, and a :class:`DatasetInfo`. Image datasets yield ``(PIL image, la
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch.utils.data import Dataset
+
+from ..plugins import import_all
 
 #: how one sample reaches the model: an image [C, H, W] (repeated over T, direct encoding) or frames [T, C, H, W]
 LAYOUTS = ("image", "frames")
@@ -94,16 +94,6 @@ def _builder(name: str) -> Builder:
     return _DATASETS[name]
 
 
-_loaded = False
-
-
 def _load_builtins() -> None:
-    # Importing every module of this package runs the @register_dataset decorators in it: a new dataset is one
-    # new file, with no list to edit.
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    package = __name__.rpartition(".")[0]
-    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        importlib.import_module(f"{package}.{module.name}")
+    # every module of this package, so that its @register decorators have run: a new member is one new file
+    import_all(__name__.rpartition(".")[0])

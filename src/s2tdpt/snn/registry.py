@@ -11,14 +11,14 @@ integer neuron, its one-spike form) and ``spec(ternary=True)`` the ternary LIF o
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from ..plugins import import_all
 
 NeuronFactory = Callable[..., nn.Module]  # neuron(**overrides) -> a multi-step neuron module
 #: what a neuron emits: 0/1 spikes, non-negative integer counts (a count k costs k accumulates), or real values
@@ -124,16 +124,6 @@ class NeuronSpec:
         return create_neuron(self.name, self.backend, **options)
 
 
-_loaded = False
-
-
 def _load_builtins() -> None:
-    # Importing every module of this package runs the @register_neuron decorators of the neurons in it, so a new
-    # neuron is one new file here, with no list to edit.
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    package = __name__.rpartition(".")[0]
-    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        importlib.import_module(f"{package}.{module.name}")
+    # every module of this package, so that its @register decorators have run: a new member is one new file
+    import_all(__name__.rpartition(".")[0])
