@@ -101,14 +101,21 @@ def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
     test_ds = materialise(test_ds, sample_bytes)
     if not (cfg.crop_pad or cfg.hflip or cfg.aa or cfg.reprob):  # no random augmentation: deterministic too
         train_ds = materialise(train_ds, sample_bytes)
+    sampler, train_loader = _train_loader(cfg, train_ds, rank, world_size, "image")
+    test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size)
+    return DataBundle(train_loader, test_loader, sampler, info, img_size, mean, std, options)
+
+
+def _train_loader(cfg, train_ds, rank: int, world_size: int, layout: str) -> tuple[DistributedSampler, DataLoader]:
+    """The shuffled training loader of either layout (frames batch time-first)."""
     if len(train_ds) < cfg.batch_size * world_size:
         raise ValueError(
-            f"the training set has {len(train_ds)} images, fewer than one batch ({cfg.batch_size} × {world_size} "
-            f"process(es)); lower --batch-size"
+            f"the training set has {len(train_ds)} {'recordings' if layout == 'frames' else 'images'}, fewer than "
+            f"one batch ({cfg.batch_size} × {world_size} process(es)); lower --batch-size"
         )
     # DistributedSampler also serves the single-process case: a shuffle seeded by (seed, epoch) via set_epoch.
     sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
-    train_loader = DataLoader(
+    loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
         sampler=sampler,
@@ -116,9 +123,9 @@ def build_loaders(cfg, rank: int = 0, world_size: int = 1) -> DataBundle:
         drop_last=True,  # equal batches (mixup needs even sizes; BN statistics of tiny tail batches are noisy)
         persistent_workers=cfg.workers > 0,
         pin_memory=torch.cuda.is_available(),
+        collate_fn=collate_frames if layout == "frames" else None,
     )
-    test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size)
-    return DataBundle(train_loader, test_loader, sampler, info, img_size, mean, std, options)
+    return sampler, loader
 
 
 def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_size: int, options: dict) -> DataBundle:
@@ -127,15 +134,6 @@ def _frame_loaders(cfg, train_ds, test_ds, info: DatasetInfo, rank: int, world_s
     if cfg.hflip or cfg.crop_pad:
         train_ds.transform = FrameAugment(hflip=cfg.hflip, translate=cfg.crop_pad)
     train_ds, test_ds = limit(train_ds, cfg.limit_train), limit(test_ds, cfg.limit_test)
-    if len(train_ds) < cfg.batch_size * world_size:
-        raise ValueError(
-            f"the training set has {len(train_ds)} recordings, fewer than one batch ({cfg.batch_size} × "
-            f"{world_size} process(es)); lower --batch-size"
-        )
-    sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
-    train_loader = DataLoader(
-        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True,
-        persistent_workers=cfg.workers > 0, pin_memory=torch.cuda.is_available(), collate_fn=collate_frames,
-    )  # fmt: skip
+    sampler, train_loader = _train_loader(cfg, train_ds, rank, world_size, "frames")
     test_loader = build_test_loader(test_ds, cfg.batch_size, cfg.workers, rank, world_size, "frames")
     return DataBundle(train_loader, test_loader, sampler, info, info.img_size, None, None, options)
