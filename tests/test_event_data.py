@@ -108,6 +108,19 @@ def test_frame_augmentation_flips_and_translates_every_step_alike():
     # not zeroed)
     diff = y[1] - y[0]
     assert set(diff.unique().tolist()) <= {0.0, 32.0}
+    # and it did move: written out, the input rolled by some (dy, dx) in -1..1 with the wrapped rows/columns zeroed
+    moved = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    assert not torch.equal(y, x)
+
+    def shifted(dy: int, dx: int) -> torch.Tensor:
+        z = torch.zeros_like(x)
+        h, w = x.shape[-2:]
+        z[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[
+            ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+        ]
+        return z
+
+    assert any(torch.equal(y, shifted(dy, dx)) for dy, dx in moved)
 
 
 def _train(run: Path, event_folder: Path, *extra: str) -> int:
