@@ -8,19 +8,11 @@ import torch
 from torch import nn
 
 import s2tdpt
-from s2tdpt.analysis.energy import (
-    AttentionShape,
-    conv_flops,
-    energy_mj,
-    estimate_energy,
-    linear_flops,
-    sop,
-    ssa_ops,
-    stdp_ops,
-)
+from s2tdpt.analysis.energy import conv_flops, energy_mj, estimate_energy, linear_flops, sop
 from s2tdpt.analysis.firing import FiringRateMonitor, measure_rates
+from s2tdpt.attention import create_attention
 from s2tdpt.cli import main
-from s2tdpt.snn import LIFNode
+from s2tdpt.snn import LIFNode, NeuronSpec
 
 
 def approx(x):
@@ -57,27 +49,29 @@ def test_tv3_to_tv6_layers():
     assert f6 == 38_400 and energy_mj(f6, 0) == approx(0.00017664)
 
 
-def _attention_ops(rule, heads, rates, **kw):
-    lines, info = rule(AttentionShape(4, 64, 384, heads, kw.pop("options", {})), rates, **kw)
-    return sum(x[4] for x in lines if x[1] == "AC"), info
+def _attention_ops(name, heads, rates, options=None, **kw):
+    """The mechanism's own energy_ops at the spec's shape: T = 4, N = 64 tokens (8 × 8), D = 384."""
+    mixer = create_attention(name, 384, heads, neuron=NeuronSpec(), grid=(8, 8), **(options or {}))
+    lines, info = mixer.energy_ops(4, rates, **kw)
+    return sum(x.ops for x in lines if x.kind == "AC"), info
 
 
 def test_tv7_tv8_ssa_both_orders():
     r = dict(q=0.2, k=0.1, v=0.15)
-    ac, _ = _attention_ops(ssa_ops, 12, r)
+    ac, _ = _attention_ops("ssa", 12, r)
     assert ac == approx(943_718.4) and energy_mj(0, ac) == approx(0.00084934656)
-    ac, _ = _attention_ops(ssa_ops, 12, r, options={"order": "qk_first"})
+    ac, _ = _attention_ops("ssa", 12, r, options={"order": "qk_first"})
     assert ac == approx(2_202_009.6) and energy_mj(0, ac) == approx(0.00198180864)
 
 
 def test_tv9_stdp():
     r = dict(q=0.2, k=0.1, v=0.15)
-    ac, info = _attention_ops(stdp_ops, 8, r)
+    ac, info = _attention_ops("stdp", 8, r)
     assert ac == approx(973_209.6) and energy_mj(0, ac) == approx(0.00087588864)  # TV9 = TV9a + TV9b
     assert info["kernel_lookups"] == 131_072  # TV9c, excluded by default
-    literal, _ = _attention_ops(stdp_ops, 8, r, paper_literal=True)
+    literal, _ = _attention_ops("stdp", 8, r, paper_literal=True)
     assert literal == approx(943_718.4)  # TV9b alone
-    charged, _ = _attention_ops(stdp_ops, 8, r, charge_kernel=True)
+    charged, _ = _attention_ops("stdp", 8, r, charge_kernel=True)
     assert charged == approx(973_209.6 + 131_072)
     assert energy_mj(0, 29_491.2) == approx(0.00002654208)  # TV9a
     assert energy_mj(0, 131_072) == approx(0.0001179648)  # TV9c

@@ -9,7 +9,8 @@
   rate is the mean count per input and time step (it can exceed 1)
 * a conv / linear whose input is not spikes: MAC, T·FLOPs (``strict``, default) or AC with rate = mean |input|;
   an assumed rate (``assume_rate``) applies to spike inputs only
-* attention: per mechanism (:data:`ATTENTION_RULES`); BN, pooling, neurons, residual adds, scale, means: 0
+* attention: what the mechanism declares (its ``energy_ops``, in ``s2tdpt/attention/``); BN, pooling, neurons,
+  residual adds, scale, means: 0
 
 FLOPs are dense multiply-accumulates of one image at one timestep. Memory access is not counted, as in every
 paper cited: the figures are "theoretical compute energy (45 nm)".
@@ -20,8 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch import nn
@@ -66,119 +66,6 @@ class OpCount:
     def energy_uj(self, e_mac_pj: float, e_ac_pj: float) -> float:
         e = e_mac_pj if self.kind == "MAC" else e_ac_pj
         return self.ops * e * 1e-6
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Attention rules (per block, per image). r: branch rates {"q", "k", "v"}; returns charged lines and extra info.
-
-
-@dataclass(frozen=True)
-class AttentionShape:
-    timesteps: int
-    tokens: int
-    dim: int
-    heads: int
-    options: dict = field(default_factory=dict)
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.heads
-
-
-def stdp_ops(s: AttentionShape, r: dict[str, float], charge_kernel: bool = False, paper_literal: bool = False):
-    """(a) spike counts T·(fr_Q + fr_K)·N·D, (b) W·V with binary V: T·fr_V·N²·D, (c) kernel lookups T·H·N²
-    (reported, charged only with ``charge_kernel``). ``paper_literal``: (b) only. Beside it, the exact linear
-    form's own count: the same counting adds, T·fr_V·N·D bucket adds, and a (D_H+1)² × D_H table product per
-    (timestep, head) as MACs."""
-    t, n, d, h, dh = s.timesteps, s.tokens, s.dim, s.heads, s.head_dim
-    counts = t * (r["q"] + r["k"]) * n * d
-    wv = t * r["v"] * n * n * d
-    kernel = t * h * n * n
-    lines = [] if paper_literal else [("spike counts", "AC", (r["q"] + r["k"]) * n * d, None, counts)]
-    lines.append(("W·V", "AC", n * n * d, r["v"], wv))
-    if charge_kernel:
-        lines.append(("STDP kernel lookups", "AC", h * n * n, None, kernel))
-    linear = dict(ac_ops=counts + t * r["v"] * n * d, mac_ops=t * h * (dh + 1) ** 2 * dh, kernel_lookups=kernel)
-    return lines, {"kernel_lookups": kernel, "linear_form": linear}
-
-
-def ssa_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Spikingformer's rule, K^T V first: T·N·D·D_H·(fr_Q + min(fr_K, fr_V)); with ``order="qk_first"``:
-    T·N²·D·(fr_Q + fr_V)."""
-    t, n, d, dh = s.timesteps, s.tokens, s.dim, s.head_dim
-    if s.options.get("order", "kv_first") == "qk_first":
-        return [("Q·Kᵀ, ·V", "AC", n * n * d, None, t * n * n * d * (r["q"] + r["v"]))], {}
-    return [("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (r["q"] + min(r["k"], r["v"])))], {}
-
-
-def lrf_ssa_ops(s: AttentionShape, r: dict[str, float], **kw):
-    lines, info = ssa_ops(s, r)
-    taps = 9 * len(s.options.get("dilations", (3, 5)))
-    lines.append(
-        ("local field on V", "AC", s.tokens * s.dim * taps, r["v"], s.timesteps * r["v"] * s.tokens * s.dim * taps)
-    )
-    return lines, info
-
-
-def sdsa_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Column sum of K ⊙ V: one add per coincident K and V spike, at most T·min(fr_K, fr_V)·N·D."""
-    n, d = s.tokens, s.dim
-    return [("Σₙ K⊙V", "AC", n * d, min(r["k"], r["v"]), s.timesteps * min(r["k"], r["v"]) * n * d)], {}
-
-
-def qk_token_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Row sum of Q: one add per Q spike, T·fr_Q·N·D; the mask multiplies nothing."""
-    n, d = s.tokens, s.dim
-    return [("Σ_c Q", "AC", n * d, r["q"], s.timesteps * r["q"] * n * d)], {}
-
-
-def a2os2a_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Kᵀ·V with ternary V (±adds of K rows) and Q·(KᵀV) with binary Q: T·N·D·D_H·(fr_V + fr_Q), all adds."""
-    t, n, d, dh = s.timesteps, s.tokens, s.dim, s.head_dim
-    return [("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (r["q"] + r["v"]))], {}
-
-
-def lrf_dyn_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Dendritic recurrence per (t, token, channel, compartment): Ā·x (complex, 4 MAC) and Re(C·x) (2 MAC), plus
-    B̄·U as 2 adds per input spike; the local field on the real-valued state: 9·|dilations| MACs per element."""
-    t, n, d = s.timesteps, s.tokens, s.dim
-    k = s.options.get("compartments", 8)
-    taps = 9 * len(s.options.get("dilations", (3, 5)))
-    fr_u = min(r["k"], r["v"]) if s.options.get("variant", "A") == "A" else r["v"]
-    return [
-        ("dendritic state", "MAC", n * d * 6 * k, None, t * n * d * 6 * k),
-        ("dendritic input", "AC", n * d * 2 * k, fr_u, t * fr_u * n * d * 2 * k),
-        ("local field on state", "MAC", n * d * taps, None, t * n * d * taps),
-    ], {}
-
-
-def random_frozen_ops(s: AttentionShape, r: dict[str, float], **_):
-    n, d = s.tokens, s.dim
-    return [("R·V", "AC", n * n * d, r["v"], s.timesteps * r["v"] * n * n * d)], {}
-
-
-def softmax_ops(s: AttentionShape, r: dict[str, float], **_):
-    """Q·Kᵀ and A·V on real values: 2·N²·D MACs per timestep (softmax itself uncharged, as in the spec)."""
-    n, d = s.tokens, s.dim
-    return [("Q·Kᵀ, A·V", "MAC", 2 * n * n * d, None, s.timesteps * 2 * n * n * d)], {}
-
-
-def identity_ops(s: AttentionShape, r: dict[str, float], **_):
-    return [], {}
-
-
-ATTENTION_RULES: dict[str, Callable] = {
-    "stdp": stdp_ops,
-    "ssa": ssa_ops,
-    "lrf_ssa": lrf_ssa_ops,
-    "sdsa": sdsa_ops,
-    "qk_token": qk_token_ops,
-    "a2os2a": a2os2a_ops,
-    "lrf_dyn": lrf_dyn_ops,
-    "random_frozen": random_frozen_ops,
-    "softmax": softmax_ops,
-    "identity": identity_ops,
-}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -286,15 +173,12 @@ def estimate_energy(
     extra: dict[str, Any] = {}
     linear_mac = linear_ac = 0.0
     has_linear = False
-    n_tokens = cfg.num_tokens
     for name, branches in monitor.attention.items():
         rates = {b: (s.rate if assume_rate is None else assume_rate) for b, s in branches.items()}
-        shape = AttentionShape(t, n_tokens, cfg.embed_dim, cfg.num_heads, dict(cfg.attn_kwargs))
-        rule = ATTENTION_RULES[cfg.attention]
-        kw = dict(charge_kernel=charge_kernel, paper_literal=paper_literal) if cfg.attention == "stdp" else {}
-        charged, info = rule(shape, rates, **kw)
-        for label, kind, flops, rate, ops in charged:
-            lines.append(OpCount(f"{name} {label}", kind, flops, rate, ops))
+        mechanism = model.get_submodule(name)  # it describes its own operations
+        charged, info = mechanism.energy_ops(t, rates, charge_kernel=charge_kernel, paper_literal=paper_literal)
+        for op in charged:
+            lines.append(OpCount(f"{name} {op.label}", op.kind, op.flops, op.rate, op.ops))
         if "linear_form" in info:
             has_linear = True
             linear_mac += info["linear_form"]["mac_ops"]

@@ -15,33 +15,33 @@ import torch
 from torch import nn
 
 from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
 
 
 @register_attention("a2os2a")
-class A2OS2A(ProjectedAttention):
-    needs_spikes = True  # binary Q and a ternary spiking V
+class A2OS2A(SpikingAttention):
+    """Options: ``scale`` (1) and ``attn_v_threshold`` (0.5)."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        scale: float = 1.0,
-        attn_v_threshold: float = 0.5,
-    ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.scale = scale
+    needs_spikes = True  # binary Q and a ternary spiking V
+    default_scale = 1.0
+
+    def __init__(self, dim: int, num_heads: int, *, neuron: NeuronFactory, **kwargs) -> None:
+        super().__init__(dim, num_heads, neuron=neuron, **kwargs)
         self.k_act = nn.ReLU()
         self.v_lif = neuron(ternary=True)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def activate(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_bn(x).chunk(3, dim=-1)  # [T, B, N, D] each
         return torch.cat([self.qkv_lif(q), self.k_act(k), self.v_lif(v)], dim=-1)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.attn_lif((q @ (k.transpose(-2, -1) @ v)) * self.scale)
+        return self.fire(q @ (k.transpose(-2, -1) @ v))
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Kᵀ·V with ternary V (±adds of K rows) and Q·(KᵀV) with binary Q: T·N·D·D_H·(fr_V + fr_Q), all adds."""
+        t, n, d, dh = timesteps, self.tokens, self.dim, self.head_dim
+        return [AttentionOp("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (rates["q"] + rates["v"]))], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"Q·ReLU(K)ᵀ": (heads["q"] @ heads["k"].transpose(-2, -1)).mean(0)}

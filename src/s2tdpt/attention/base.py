@@ -6,9 +6,16 @@
 Subclasses choose the branches (``("q", "k", "v")`` or ``("q", "k")``), the BN and neurons on them
 (:meth:`activate`) and the mechanism (:meth:`mix`). The projections of all branches run as one matrix multiply
 with per-channel BN and neurons — the same function and parameter count as separate ones.
+
+A mechanism also describes itself to the analysis tools, so that adding one is one file:
+:meth:`~ProjectedAttention.energy_ops` (its operations per image for the energy model) and
+:meth:`~ProjectedAttention.maps` (what it "looks at", for ``explain``). Spiking mechanisms that end in
+``SN(s · x)`` derive from :class:`SpikingAttention`, which owns the attention neuron and the scale.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,6 +23,20 @@ from torch import nn
 from ..layers.norm import TokenBatchNorm
 from ..snn.norm_lif import norm_lif
 from ..snn.registry import NeuronFactory
+
+
+class AttentionOp(NamedTuple):
+    """One charged line of a mechanism's energy: per image, summed over timesteps.
+
+    ``kind`` is ``"MAC"`` or ``"AC"``; ``flops`` the dense operations per timestep (the mechanism's own unit);
+    ``rate`` the input rate that scales them (``None`` when already folded into ``ops``); ``ops`` the charged count.
+    """
+
+    label: str
+    kind: str
+    flops: float
+    rate: float | None
+    ops: float
 
 
 class ProjectedAttention(nn.Module):
@@ -53,6 +74,39 @@ class ProjectedAttention(nn.Module):
         """The mechanism: branch heads ``[T, B, H, N, D_H]`` each → ``[T, B, H, N, D_H]``."""
         raise NotImplementedError
 
+    @property
+    def tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def energy_ops(
+        self, timesteps: int, rates: dict[str, float], *, charge_kernel: bool = False, paper_literal: bool = False
+    ) -> tuple[list[AttentionOp], dict]:
+        """The mechanism's own operations per image (``specs/energy.md`` §4), excluding the projections.
+
+        Args:
+            timesteps: T.
+            rates: firing rate of each branch (``"q"``, ``"k"``, ``"v"``) as measured or assumed.
+            charge_kernel, paper_literal: STDP's switches (other mechanisms have nothing they apply to).
+
+        Returns:
+            the charged lines and extra information for the report (e.g. STDP's linear form).
+        """
+        raise NotImplementedError(
+            f"attention {getattr(self, 'attention_name', type(self).__name__)!r} does not describe its operation "
+            "counts: define energy_ops(timesteps, rates) on its class (see s2tdpt/attention/base.py)"
+        )
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named maps of what the mechanism looks at, for one sample: ``heads[branch]`` is ``[T, H, N, D_H]``.
+
+        Matrices are ``[H, N, N]`` averaged over T; vectors per head or per token. An empty dict means the
+        mechanism mixes no tokens (declared, not a fallback).
+        """
+        raise NotImplementedError(
+            f"attention {getattr(self, 'attention_name', type(self).__name__)!r} does not describe its maps: "
+            "define maps(heads) on its class (see s2tdpt/attention/base.py)"
+        )
+
     def project(self, u: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``U [T, B, N, D]`` → the branch heads, each ``[T, B, H, N, D_H]`` (views, no copy)."""
         t, b, n, _ = u.shape
@@ -67,3 +121,31 @@ class ProjectedAttention(nn.Module):
         y = self.mix(*self.heads_tap(self.project(u)))  # [T, B, H, N, D_H]
         y = y.transpose(2, 3).reshape(t, b, n, d)  # merge heads: [T, B, N, D]
         return self.proj_bn(self.proj(y))
+
+
+class SpikingAttention(ProjectedAttention):
+    """A mechanism that ends in an attention neuron: ``SN_{v_th}(s · x)`` (:meth:`fire`).
+
+    Subclasses set ``default_scale`` (the value their paper uses) and call :meth:`fire` on what they compute.
+    Options: ``scale`` (default ``default_scale``) and ``attn_v_threshold`` (the attention neuron's threshold).
+    """
+
+    default_scale: float = 0.125
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        neuron: NeuronFactory,
+        grid: tuple[int, int],
+        scale: float | None = None,
+        attn_v_threshold: float = 0.5,
+    ) -> None:
+        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+        self.scale = self.default_scale if scale is None else float(scale)
+        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+
+    def fire(self, x: torch.Tensor) -> torch.Tensor:
+        """``SN(s · x)``; a scale of 1 multiplies nothing (the product would be the same tensor)."""
+        return self.attn_lif(x if self.scale == 1.0 else x * self.scale)

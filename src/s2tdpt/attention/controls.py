@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, ProjectedAttention, SpikingAttention
 from .registry import register_attention
+from .synapse import OnSynapses, device_weights
+
+REST = 0.5  # resting weight of R's devices: the middle of [0, 1], as the STDP attention's default w_offset
 
 
 @register_attention("identity")
@@ -26,26 +28,37 @@ class IdentityAttention(ProjectedAttention):
     def mix(self, v: torch.Tensor) -> torch.Tensor:
         return v
 
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        return [], {}  # no token mixing, nothing to charge
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {}  # no token mixing, nothing to show
+
 
 @register_attention("random_frozen")
-class RandomFrozenAttention(ProjectedAttention):
+class RandomFrozenAttention(OnSynapses, SpikingAttention):
+    """Options: ``scale`` (0.125), ``attn_v_threshold`` (0.5) and ``synapse`` (R on memristive devices, written
+    from the resting weight 0.5, as the STDP weights are — the control for the STDP attention on devices)."""
+
     branches = ("v",)
 
     def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        scale: float = 0.125,
-        attn_v_threshold: float = 0.5,
+        self, dim: int, num_heads: int, *, grid: tuple[int, int], synapse: str | dict | None = None, **kwargs
     ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+        super().__init__(dim, num_heads, grid=grid, **kwargs)
         n = grid[0] * grid[1]
-        self.scale = scale
         self.register_buffer("weights", torch.rand(num_heads, n, n))  # [H, N, N], frozen: a buffer
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+        self.init_synapse(synapse, num_heads, n)
 
     def mix(self, v: torch.Tensor) -> torch.Tensor:
-        return self.attn_lif((self.weights.to(v.dtype) @ v) * self.scale)  # [H, N, N] @ [T, B, H, N, D_H]
+        weights = self.weights.to(v.dtype)  # [H, N, N]
+        if not self.synapse.is_ideal:  # one noisy copy per (t, b): the write noise is fresh for every pass
+            weights = device_weights(weights.expand(*v.shape[:2], *weights.shape), REST, self.synapse, self.crossbar)
+        return self.fire(weights @ v)  # [(T, B,) H, N, N] @ [T, B, H, N, D_H]
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        n, d = self.tokens, self.dim
+        return [AttentionOp("R·V", "AC", n * n * d, rates["v"], timesteps * rates["v"] * n * n * d)], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"R (frozen)": self.weights.clone()}

@@ -42,10 +42,9 @@ import math
 import torch
 from torch import nn
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
-from .ssa import ORDERS, ssa_product
+from .ssa import SSA, ssa_product
 
 
 class LocalField(nn.Module):
@@ -57,6 +56,7 @@ class LocalField(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv2d(dim, dim, 3, padding=d, dilation=d, groups=dim, bias=False) for d in dilations
         )
+        self.taps = 9 * len(self.convs)  # weights per channel and token
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b, n, d = x.shape
@@ -78,29 +78,24 @@ def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 @register_attention("lrf_ssa")
-class LRFSSA(ProjectedAttention):
+class LRFSSA(SSA):
+    """SSA plus the local field. Options: ``dilations`` ((3, 5)) and SSA's (order, scale, attn_v_threshold)."""
+
     def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        dilations: tuple[int, ...] = (3, 5),
-        order: str = "kv_first",
-        scale: float = 0.125,
-        attn_v_threshold: float = 0.5,
+        self, dim: int, num_heads: int, *, grid: tuple[int, int], dilations: tuple[int, ...] = (3, 5), **kwargs
     ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        if order not in ORDERS:
-            raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
-        self.order, self.scale = order, scale
+        super().__init__(dim, num_heads, grid=grid, **kwargs)
         self.local = LocalField(dim, grid, tuple(dilations))
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         local = _split(self.local(_merge(v)), self.num_heads)
-        return self.attn_lif((ssa_product(q, k, v, self.order) + local) * self.scale)
+        return self.fire(ssa_product(q, k, v, self.order) + local)
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """SSA's rule plus the depthwise 3×3 taps on binary V: T·fr_V·N·D·9·|dilations| adds."""
+        lines, info = super().energy_ops(timesteps, rates)
+        flops, rate = self.tokens * self.dim * self.local.taps, rates["v"]
+        return [*lines, AttentionOp("local field on V", "AC", flops, rate, timesteps * rate * flops)], info
 
 
 def _phi1(z: torch.Tensor) -> torch.Tensor:
@@ -118,7 +113,7 @@ class DendriticDynamics(nn.Module):
 
     def __init__(self, channels: int, compartments: int = 8, dt_min: float = 1e-3, dt_max: float = 1e-1) -> None:
         super().__init__()
-        k = compartments
+        k = self.compartments = compartments
         chain = -0.5 * torch.eye(k, dtype=torch.float64)
         coupling = torch.diag(torch.ones(k - 1, dtype=torch.float64), 1)
         chain += 5.0 * (coupling - coupling.t())  # antisymmetric nearest-neighbour coupling
@@ -177,31 +172,33 @@ class DendriticDynamics(nn.Module):
 
 
 @register_attention("lrf_dyn")
-class LRFDyn(ProjectedAttention):
+class LRFDyn(SpikingAttention):
+    """Options: ``variant`` ("A" or "B"), ``impl`` ("fft" or "scan"), ``compartments`` (8), ``dilations`` ((3, 5)),
+    ``scale`` (1), ``attn_v_threshold`` (0.5)."""
+
+    default_scale = 1.0
+
     def __init__(
         self,
         dim: int,
         num_heads: int,
         *,
-        neuron: NeuronFactory,
         grid: tuple[int, int],
         variant: str = "A",
         impl: str = "fft",
         compartments: int = 8,
         dilations: tuple[int, ...] = (3, 5),
-        scale: float = 1.0,
-        attn_v_threshold: float = 0.5,
+        **kwargs,
     ) -> None:
         if variant not in ("A", "B"):
             raise ValueError(f"LRF-Dyn variant must be 'A' (U = K⊙V, Q gating) or 'B' (U = V), got {variant!r}")
         if impl not in ("fft", "scan"):
             raise ValueError(f"LRF-Dyn impl must be 'fft' or 'scan', got {impl!r}")
         self.branches = ("q", "k", "v") if variant == "A" else ("v",)
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.variant, self.impl, self.scale = variant, impl, scale
+        super().__init__(dim, num_heads, grid=grid, **kwargs)
+        self.variant, self.impl = variant, impl
         self.dynamics = DendriticDynamics(dim, compartments)
         self.local = LocalField(dim, grid, tuple(dilations))
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
 
     def no_weight_decay(self) -> set[str]:
         return {f"dynamics.{name}" for name, _ in self.dynamics.named_parameters()}
@@ -216,4 +213,21 @@ class LRFDyn(ProjectedAttention):
     def mix(self, *heads: torch.Tensor) -> torch.Tensor:
         y = self.token_dynamics(*heads)
         y = y + self.local(y)
-        return _split(self.attn_lif(y * self.scale), self.num_heads)
+        return _split(self.fire(y), self.num_heads)
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Dendritic recurrence per (t, token, channel, compartment): Ā·x (complex, 4 MAC) and Re(C·x) (2 MAC), plus
+        B̄·U as 2 adds per input spike; the local field on the real-valued state: 9·|dilations| MACs per element."""
+        t, n, d = timesteps, self.tokens, self.dim
+        k = self.dynamics.compartments
+        fr_u = min(rates["k"], rates["v"]) if self.variant == "A" else rates["v"]
+        taps = self.local.taps
+        return [
+            AttentionOp("dendritic state", "MAC", n * d * 6 * k, None, t * n * d * 6 * k),
+            AttentionOp("dendritic input", "AC", n * d * 2 * k, fr_u, t * fr_u * n * d * 2 * k),
+            AttentionOp("local field on state", "MAC", n * d * taps, None, t * n * d * taps),
+        ], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = heads[self.branches[0]].shape[-2]
+        return {"dendritic kernel K[d, l]": self.dynamics.kernel(n)}  # [D, N]

@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
 
 
 @register_attention("qk_token")
-class QKTokenAttention(ProjectedAttention):
-    branches = ("q", "k")
+class QKTokenAttention(SpikingAttention):
+    """Options: ``attn_v_threshold`` (0.5) and ``scale`` (1: the paper has none)."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        attn_v_threshold: float = 0.5,
-    ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+    branches = ("q", "k")
+    default_scale = 1.0
 
     def mix(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        mask = self.attn_lif(q.sum(dim=-1, keepdim=True))  # [T, B, H, N, 1] binary token mask
+        mask = self.fire(q.sum(dim=-1, keepdim=True))  # [T, B, H, N, 1] binary token mask
         return mask * k
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Row sum of Q: one add per Q spike, T·fr_Q·N·D; the mask multiplies nothing."""
+        n, d = self.tokens, self.dim
+        return [AttentionOp("Σ_c Q", "AC", n * d, rates["q"], timesteps * rates["q"] * n * d)], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"Σ_c Q per token": heads["q"].sum(-1).mean(0)}  # [H, N]

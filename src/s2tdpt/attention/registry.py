@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..plugins import import_all
 from ..snn.registry import NeuronFactory
 
 _ATTENTIONS: dict[str, type[nn.Module]] = {}
@@ -35,10 +36,18 @@ def list_attentions() -> list[str]:
 
 
 def attention_options(name: str) -> list[str]:
-    """The keyword options a mechanism accepts beyond ``dim``, ``num_heads`` and ``neuron``."""
-    cls = get_attention_class(name)
-    sig = inspect.signature(cls.__init__)
-    return [p for p in sig.parameters if p not in ("self", "dim", "num_heads", "neuron", "grid")]
+    """The keyword options a mechanism accepts beyond ``dim``, ``num_heads``, ``neuron`` and ``grid``: the named
+    parameters of its ``__init__`` and of every base class it passes ``**kwargs`` on to."""
+    options: list[str] = []
+    for klass in get_attention_class(name).__mro__:
+        if "__init__" not in vars(klass) or klass is nn.Module:
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        options += [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break  # this constructor does not forward options further up
+    skip = {"self", "dim", "num_heads", "neuron", "grid"}
+    return list(dict.fromkeys(o for o in options if o not in skip))
 
 
 def get_attention_class(name: str) -> type[nn.Module]:
@@ -64,5 +73,5 @@ def create_attention(
 
 
 def _load_builtins() -> None:
-    # Importing the mechanism modules runs their @register_attention decorators.
-    from . import a2os2a, controls, lrf, qk, sdsa, softmax, ssa, stdp  # noqa: F401
+    # Importing every module of this package runs the @register_attention decorators: a new mechanism is one file.
+    import_all(__package__)

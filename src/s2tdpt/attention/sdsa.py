@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
 
 
 @register_attention("sdsa")
-class SDSA(ProjectedAttention):
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        attn_v_threshold: float = 0.5,
-    ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+class SDSA(SpikingAttention):
+    """Options: ``attn_v_threshold`` (0.5) and ``scale`` (1: the paper has none)."""
+
+    default_scale = 1.0
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         kv = (k * v).sum(dim=-2, keepdim=True)  # [T, B, H, 1, D_H]: per-channel count of K∧V over tokens
-        return q * self.attn_lif(kv)  # binary channel mask gating Q
+        return q * self.fire(kv)  # binary channel mask gating Q
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Column sum of K ⊙ V: one add per coincident K and V spike, at most T·min(fr_K, fr_V)·N·D."""
+        n, d, rate = self.tokens, self.dim, min(rates["k"], rates["v"])
+        return [AttentionOp("Σₙ K⊙V", "AC", n * d, rate, timesteps * rate * n * d)], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"Σ_n K⊙V per channel": (heads["k"] * heads["v"]).sum(-2).mean(0)}  # [H, D_H]

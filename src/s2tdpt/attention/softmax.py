@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, ProjectedAttention
 from .registry import register_attention
 
 
@@ -31,3 +31,12 @@ class SoftmaxAttention(ProjectedAttention):
         t, b = q.shape[:2]
         y = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1))  # softmax(QKᵀ/√D_H)V
         return y.unflatten(0, (t, b))
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Q·Kᵀ and A·V on real values: 2·N²·D MACs per timestep (softmax itself uncharged, as in the spec)."""
+        n, d = self.tokens, self.dim
+        return [AttentionOp("Q·Kᵀ, A·V", "MAC", 2 * n * n * d, None, timesteps * 2 * n * n * d)], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        q, k = heads["q"], heads["k"]
+        return {"softmax(Q·Kᵀ/√D_H)": F.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1).mean(0)}

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
 
 ORDERS = ("kv_first", "qk_first")
@@ -28,23 +27,25 @@ def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, order: str = 
 
 
 @register_attention("ssa")
-class SSA(ProjectedAttention):
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
-        order: str = "kv_first",
-        scale: float = 0.125,
-        attn_v_threshold: float = 0.5,
-    ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+class SSA(SpikingAttention):
+    """Options: ``order`` (``"kv_first"`` or ``"qk_first"``), ``scale`` (0.125), ``attn_v_threshold`` (0.5)."""
+
+    def __init__(self, dim: int, num_heads: int, *, order: str = "kv_first", **kwargs) -> None:
+        super().__init__(dim, num_heads, **kwargs)
         if order not in ORDERS:
             raise ValueError(f"SSA order must be one of {ORDERS}, got {order!r}")
-        self.order, self.scale = order, scale
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+        self.order = order
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return self.attn_lif(ssa_product(q, k, v, self.order) * self.scale)
+        return self.fire(ssa_product(q, k, v, self.order))
+
+    def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
+        """Spikingformer's rule, Kᵀ·V first: T·N·D·D_H·(fr_Q + min(fr_K, fr_V)); ``order="qk_first"``:
+        T·N²·D·(fr_Q + fr_V)."""
+        t, n, d, dh, r = timesteps, self.tokens, self.dim, self.head_dim, rates
+        if self.order == "qk_first":
+            return [AttentionOp("Q·Kᵀ, ·V", "AC", n * n * d, None, t * n * n * d * (r["q"] + r["v"]))], {}
+        return [AttentionOp("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (r["q"] + min(r["k"], r["v"])))], {}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"Q·Kᵀ": (heads["q"] @ heads["k"].transpose(-2, -1)).mean(0)}

@@ -35,9 +35,19 @@ import math
 import torch
 from torch import nn
 
-from ..snn.registry import NeuronFactory
-from .base import ProjectedAttention
+from .base import AttentionOp, SpikingAttention
 from .registry import register_attention
+from .synapse import (
+    Crossbar,
+    OnSynapses,
+    SynapseModel,
+    describe,
+    device_weights,
+    noise_std,
+    programmed,
+    resolve_synapse,
+    sample_count_noise,
+)
 
 T_MAX = 4.0
 A_STDP = 0.5
@@ -46,6 +56,7 @@ W_OFFSET = 0.5
 SCALE = 0.125
 
 ParamLike = float | torch.Tensor
+SynapseSpec = str | dict | SynapseModel | None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -135,6 +146,8 @@ def stdp_attention_dense(
     tau_stdp: ParamLike = TAU_STDP,
     w_offset: ParamLike = W_OFFSET,
     validate: bool = True,
+    synapse: SynapseSpec = None,
+    crossbar: Crossbar | None = None,
 ) -> torch.Tensor:
     """``A·V`` with ``A`` materialised as ``[..., N, N]`` (:func:`stdp_attention_matrix`). Readable reference.
 
@@ -143,13 +156,19 @@ def stdp_attention_dense(
         v: values ``[..., N, D_V]`` (binary in the model, any float here).
         t_max, a_stdp, tau_stdp, w_offset: floats, or tensors broadcastable to ``q.shape[:-2]`` (e.g. per head).
         validate: check that q and k are binary (raises ``ValueError`` otherwise).
+        synapse: device model of the weights (:mod:`.synapse`; ``None``: ideal). Write noise is drawn here
+            explicitly, one ``ε_ij`` per weight.
+        crossbar: the per-position devices, needed when the synapse has ``d2d`` or ``stuck``.
 
     Returns:
         ``[..., N, D_V]``, before the scale ``s`` and the attention neuron.
     """
     _check_inputs(q, k, v, validate)
     attn = stdp_attention_matrix(q, k, t_max=t_max, a_stdp=a_stdp, tau_stdp=tau_stdp, w_offset=w_offset, validate=False)
-    return attn @ v
+    synapse = resolve_synapse(synapse)
+    if synapse.is_ideal:
+        return attn @ v
+    return device_weights(attn, _as_leading(w_offset, 2), synapse, crossbar) @ v  # ε_ij drawn explicitly
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,14 +292,25 @@ def stdp_attention(
     tau_stdp: ParamLike = TAU_STDP,
     w_offset: ParamLike = W_OFFSET,
     validate: bool = True,
+    synapse: SynapseSpec = None,
 ) -> torch.Tensor:
     """Exact linear-time STDP attention: equals :func:`stdp_attention_dense` in values and gradients.
 
     Same arguments and result as the dense form. Never allocates anything with N×N elements: time
     O(N·D_H + D_H³), memory O(N·D_H + D_H²) per (leading index). Arithmetic runs in float32 (float64 if the
     inputs are float64) also under autocast; the result has ``v``'s dtype.
+
+    A ``synapse`` with levels and nonlinearity changes the count table (still exact); its write noise is drawn
+    through :func:`~.synapse.sample_count_noise` (exact in distribution). Per-position devices (``d2d``,
+    ``stuck``) need the dense form and raise ``ValueError`` here.
     """
     _check_inputs(q, k, v, validate)
+    synapse = resolve_synapse(synapse)
+    if synapse.per_position:
+        raise ValueError(
+            "a synapse with d2d or stuck devices depends on each crossbar position, which the linear form cannot "
+            "represent; use stdp_attention_dense with a Crossbar"
+        )
     d_h = q.shape[-1]
     compute = torch.float64 if v.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=v.device.type, enabled=False):
@@ -289,7 +319,13 @@ def stdp_attention(
         h, dh = stdp_tables(
             d_h, t_max=t_max, a_stdp=a_stdp, tau_stdp=tau_stdp, w_offset=w_offset, device=v.device, dtype=compute
         )
+        if not synapse.is_ideal:  # the device's table, the ideal derivative table dh (straight through)
+            with torch.no_grad():
+                device, pulses = programmed(h, _as_leading(w_offset, 2), synapse)
+            h = device + (h - h.detach())
         out = _CountAttention.apply(r_q, r_k, v, h.to(compute), dh.to(compute))
+        if synapse.write_noise:
+            out = out + sample_count_noise(r_q, r_k, v.to(compute), noise_std(pulses, synapse))
     return out.to(v.dtype)
 
 
@@ -352,12 +388,14 @@ class _STDPParams(nn.Module):
 
 
 @register_attention("stdp")
-class STDPAttention(ProjectedAttention):
+class STDPAttention(OnSynapses, SpikingAttention):
     """S²TDPSA sub-block (Eq. 14–24): ``U → BN(W_O·SN_{0.5}(s·A_t·V_S) + b_O)``, ``[T, B, N, D] → [T, B, N, D]``.
 
     ``S̃ = SN(U)``; ``Q_S, K_S, V_S = SN(BN(W_{Q,K,V} S̃))``; STDP attention per head; scale, attention LIF
     (threshold 0.5); output linear with bias and BN. ``impl="linear"`` (default) or ``"dense"`` selects the path.
     ``learnable=True`` learns ``log(T_max/τ_stdp)``, ``A_stdp`` and ``w_offset`` per head (see ``_STDPParams``).
+    ``synapse`` (a preset name or a dict of options, :mod:`.synapse`) puts the weights on memristive devices;
+    with ``d2d`` or ``stuck`` the dense form runs whatever ``impl`` says (the draws depend on the position).
     """
 
     needs_spikes = True  # spike counts of Q and K
@@ -367,25 +405,58 @@ class STDPAttention(ProjectedAttention):
         dim: int,
         num_heads: int,
         *,
-        neuron: NeuronFactory,
-        grid: tuple[int, int],
         impl: str = "linear",
-        scale: float = SCALE,
-        attn_v_threshold: float = 0.5,
         t_max: float = T_MAX,
         a_stdp: float = A_STDP,
         tau_stdp: float = TAU_STDP,
         w_offset: float = W_OFFSET,
         learnable: bool = False,
+        synapse: str | dict | None = None,
+        **kwargs,
     ) -> None:
-        super().__init__(dim, num_heads, neuron=neuron, grid=grid)
+        super().__init__(dim, num_heads, **kwargs)
         if impl not in ("linear", "dense"):
             raise ValueError(f"STDP attention impl must be 'linear' or 'dense', got {impl!r}")
-        self.impl, self.scale = impl, scale
+        self.impl = impl
         self.stdp = _STDPParams(num_heads, t_max, a_stdp, tau_stdp, w_offset, learnable)
-        self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+        self.init_synapse(synapse, num_heads, self.tokens)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        fn = stdp_attention if self.impl == "linear" else stdp_attention_dense
-        y = fn(q, k, v, validate=False, **self.stdp())  # q, k are LIF spikes by construction
-        return self.attn_lif(y * self.scale)  # SN_{0.5}(s·A·V)
+        params = self.stdp()
+        if self.synapse.is_ideal:
+            fn = stdp_attention if self.impl == "linear" else stdp_attention_dense
+            y = fn(q, k, v, validate=False, **params)  # q, k are LIF spikes by construction
+        elif self.impl == "dense" or self.crossbar is not None:
+            y = stdp_attention_dense(q, k, v, validate=False, synapse=self.synapse, crossbar=self.crossbar, **params)
+        else:
+            y = stdp_attention(q, k, v, validate=False, synapse=self.synapse, **params)
+        return self.fire(y)  # SN_{0.5}(s·A·V)
+
+    def extra_repr(self) -> str:
+        return f"impl={self.impl}, synapse={describe(self.synapse)}"
+
+    def energy_ops(
+        self, timesteps: int, rates: dict[str, float], *, charge_kernel: bool = False, paper_literal: bool = False
+    ) -> tuple[list[AttentionOp], dict]:
+        """(a) spike counts T·(fr_Q + fr_K)·N·D, (b) W·V with binary V: T·fr_V·N²·D, (c) kernel lookups T·H·N²
+        (reported, charged only with ``charge_kernel``). ``paper_literal``: (b) only. Beside it, the exact linear
+        form's own count: the same counting adds, T·fr_V·N·D bucket adds, and a (D_H+1)² × D_H table product per
+        (timestep, head) as MACs."""
+        t, n, d, h, dh, r = timesteps, self.tokens, self.dim, self.num_heads, self.head_dim, rates
+        counts = t * (r["q"] + r["k"]) * n * d
+        kernel = t * h * n * n
+        lines = [] if paper_literal else [AttentionOp("spike counts", "AC", (r["q"] + r["k"]) * n * d, None, counts)]
+        lines.append(AttentionOp("W·V", "AC", n * n * d, r["v"], t * r["v"] * n * n * d))
+        if charge_kernel:
+            lines.append(AttentionOp("STDP kernel lookups", "AC", h * n * n, None, kernel))
+        linear = dict(ac_ops=counts + t * r["v"] * n * d, mac_ops=t * h * (dh + 1) ** 2 * dh, kernel_lookups=kernel)
+        return lines, {"kernel_lookups": kernel, "linear_form": linear}
+
+    def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The per-head STDP matrix A (dense reference) and the spike counts r_Q, r_K that determine it."""
+        q, k = heads["q"], heads["k"]
+        return {
+            "A (STDP)": stdp_attention_matrix(q, k, validate=False, **self.stdp()).mean(0),
+            "spike count r_Q": q.sum(-1),  # [T, H, N]
+            "spike count r_K": k.sum(-1),
+        }

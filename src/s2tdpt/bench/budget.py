@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None, timer: Callable[[], float] = time.perf_c
     ap.add_argument("-c", "--config", required=True, help="the recipe (YAML with time_budget)")
     ap.add_argument("--out-root", required=True, help="folder for the run folders")
     ap.add_argument("--data-dir", help="dataset folder, overriding the recipe's")
-    ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS, help="mechanisms ('ann' = the ANN)")
+    ap.add_argument("--attentions", nargs="+", default=DEFAULT_ATTENTIONS,
+                    help="mechanisms, s2tdpt.list_attentions() ('ann' = the ANN; 'all' = every registered one and "
+                    "the ANN)")  # fmt: skip
     ap.add_argument("--neurons", nargs="+", help="neurons to cross with every mechanism, s2tdpt.snn.list_neurons() "
                     "(default: the recipe's own; the ANN keeps ReLU)")  # fmt: skip
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per mechanism and seed (default: 0)")
@@ -152,6 +154,13 @@ def main(argv: list[str] | None = None, timer: Callable[[], float] = time.perf_c
         recipe["time_budget"] = args.time_budget
     if not recipe.get("time_budget"):
         raise SystemExit(f"{args.config} sets no time_budget; this benchmark compares at equal wall-clock budgets")
+    from ..attention import list_attentions
+
+    if "all" in args.attentions:
+        args.attentions = [*list_attentions(), "ann"]
+    unknown = [a for a in args.attentions if a not in [*list_attentions(), "ann"]]
+    if unknown:
+        raise SystemExit(f"unknown --attentions {', '.join(unknown)}; available: {', '.join(list_attentions())}, ann")
     if args.neurons:
         from ..snn import list_neurons
 

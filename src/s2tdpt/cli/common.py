@@ -11,12 +11,20 @@ from ..data.registry import DatasetInfo, build_datasets, dataset_options
 from ..data.transforms import build_transform
 from ..engine.checkpoint import load_checkpoint
 from ..models import S2TDPT, S2TDPTConfig
+from ..models.factory import with_synapse
 
 
-def model_from_checkpoint(path: str) -> tuple[S2TDPT, dict[str, Any]]:
-    """The model of a checkpoint with its weights (CPU), and the checkpoint dict."""
+def model_from_checkpoint(path: str, synapse: str | dict | None = None) -> tuple[S2TDPT, dict[str, Any]]:
+    """The model of a checkpoint with its weights (CPU), and the checkpoint dict.
+
+    ``synapse`` rebuilds the STDP attention on that device model (``--synapse``); per-position draws the checkpoint
+    does not hold come from the global generator (seed it first).
+    """
     ckpt = load_checkpoint(path)
-    model = S2TDPT(S2TDPTConfig.from_dict(ckpt["model_config"]))
+    config = S2TDPTConfig.from_dict(ckpt["model_config"])
+    if synapse is not None:
+        config = with_synapse(config, synapse)
+    model = S2TDPT(config)
     model.load_state_dict(ckpt["model"])
     return model, ckpt
 
@@ -59,3 +67,22 @@ def checkpoint_test_set(
     if n_images is None and same:
         n_images = tcfg.get("limit_test")
     return limit(ds, n_images), info
+
+
+def synapse_option(text: str | None) -> str | dict | None:
+    """``--synapse``: a preset name or a YAML/JSON mapping, checked now (``ValueError`` naming the problem)."""
+    if text is None:
+        return None
+    from ..engine.config import ConfigError, resolve_synapse_option
+
+    try:
+        return resolve_synapse_option(text)
+    except ConfigError as e:
+        raise ValueError(f"--synapse: {e}") from None
+
+
+def synapse_slug(synapse: str | dict) -> str:
+    """A folder-name form of a synapse option: ``reram_om``, ``levels16-write_noise0.4``."""
+    if isinstance(synapse, str):
+        return synapse
+    return "-".join(f"{k}{v}" for k, v in synapse.items()).replace(" ", "")

@@ -8,12 +8,14 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
 from ..data.datasets import list_datasets
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
 from ..engine.evaluate import evaluate, resolve_amp
 from ..engine.fast import CompiledInference, prepare_inference
-from .common import checkpoint_test_set, model_from_checkpoint
+from .common import checkpoint_test_set, model_from_checkpoint, synapse_option, synapse_slug
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run full batches through a frozen torch.compile graph: ~0.14 s (14-20%%) less per batch of 64 for "
         "s2tdpt_4_384 on a 2-core CPU, after 20-25 s of compiling, so it pays off after ~150 batches; no gain for "
         "small models (BENCHMARKS.md). Same function up to bf16 rounding",
+    )
+    p.add_argument(
+        "--synapse",
+        help="evaluate the STDP attention on memristive synapses: a preset (ideal, reram_om, hfo2, ecram) or a "
+        "YAML/JSON mapping of options, e.g. '{levels: 16, write_noise: 0.4}' (default: as trained)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the synapses' write noise and device draws (default: 0)"
     )
     p.add_argument("--workers", type=int, default=0, help="data-loading workers (default: 0)")
     p.add_argument("--out", help="output folder (default: <checkpoint folder>/eval-<dataset>)")
@@ -69,7 +79,9 @@ def json_safe(value):
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
-    model, ckpt = model_from_checkpoint(args.checkpoint)
+    synapse = synapse_option(args.synapse)
+    torch.manual_seed(args.seed)  # the crossbar's draws and the write noise
+    model, ckpt = model_from_checkpoint(args.checkpoint, synapse)
     device = resolve_device(args.device)
     model = model.to(device)
     # same function: BN folded, convs channels-last; --compile adds a frozen graph of that (both tested)
@@ -81,13 +93,16 @@ def run(args: argparse.Namespace) -> int:
     loader = build_test_loader(test_ds, batch_size, args.workers, layout=info.layout)
     res = evaluate(model, loader, device, model.config.num_classes, amp)
 
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{info.name.replace(':', '-')}"
+    folder = f"eval-{info.name.replace(':', '-')}" + (f"-{synapse_slug(synapse)}" if synapse is not None else "")
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / folder
     out.mkdir(parents=True, exist_ok=True)
     classes = list(info.class_names)
     per_class = res.per_class.tolist()
     summary = dict(
         checkpoint=str(args.checkpoint),
         dataset=info.name,
+        synapse=model.config.attn_kwargs.get("synapse"),
+        seed=args.seed,
         images=res.count,
         top1=res.top1,
         top5=res.top5,

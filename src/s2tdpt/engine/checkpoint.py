@@ -105,3 +105,23 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Copy a checkpoint's model weights into ``model`` (``--init``); shapes must match. A clear ``ValueError``
+    names the tensors that differ or are missing."""
+    state = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    shared = [k for k in state if k in own]
+    differ = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shared if state[k].shape != own[k].shape]
+    if differ:
+        raise ValueError(
+            f"--init {path}: the checkpoint's model has other shapes than this run's ({'; '.join(differ[:5])}"
+            f"{' …' if len(differ) > 5 else ''}); give the same model and options as the checkpoint's run"
+        )
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"--init {path}: the checkpoint's model does not fit this run's (missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}); give the same model, attention and neuron as its run"
+        )

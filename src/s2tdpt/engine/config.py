@@ -47,6 +47,14 @@ class TrainConfig:
     neuron: str | None = _f(None, "neuron (s2tdpt.snn.list_neurons(): lif, plif, ilif, relu); default: the model's own")
     neuron_kwargs: dict = _f({}, "options of that neuron as a YAML/JSON mapping, e.g. '{max_count: 8}' for ilif")
     model_kwargs: dict = _f({}, "other model config fields as a YAML/JSON mapping, e.g. '{num_heads: 8}'")
+    synapse: str | dict | None = _f(
+        None, "memristive synapses for the STDP attention's weights: a preset (ideal, reram_om, hfo2, ecram) or a "
+        "YAML/JSON mapping of options, e.g. '{levels: 16, write_noise: 0.4}' (specs/synapses.md); default: ideal",
+    )  # fmt: skip
+    init: str | None = _f(
+        None, "start from the model weights of this checkpoint (a new run: fresh optimiser and schedule), e.g. to "
+        "fine-tune a trained model on device synapses; the model must have the same shapes",
+    )  # fmt: skip
     # --- data
     dataset: str = _f("digits", f"one of {', '.join(list_datasets())}")
     dataset_kwargs: dict = _f(
@@ -117,7 +125,9 @@ class TrainConfig:
             object.__setattr__(self, "compile", "on" if self.compile else "off")
         types_ = _field_types()
         for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), types_[f.name]))
+            if f.name != "synapse":  # a name or a mapping: resolved below
+                object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), types_[f.name]))
+        object.__setattr__(self, "synapse", resolve_synapse_option(self.synapse))
         _check_values(self)
         object.__setattr__(self, "warmup_epochs", _resolve_warmup(self))
         for name in ("mean", "std"):
@@ -126,6 +136,8 @@ class TrainConfig:
             raise ConfigError(f"give 'mean' and 'std' together, with one value per channel: {self.mean}, {self.std}")
         if self.data_dir:  # absolute, so that eval / explain / --resume find the data from any folder
             object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().absolute()))
+        if self.init:
+            object.__setattr__(self, "init", str(Path(self.init).expanduser().absolute()))
         if self.aa:
             _check_augmentation(self.aa)
         _check_device(self.device)
@@ -240,6 +252,27 @@ def _check_values(cfg: TrainConfig) -> None:
     if not isinstance(cfg.neuron_kwargs, Mapping):
         raise _bad("neuron_kwargs", cfg.neuron_kwargs, "must be a mapping of neuron options, e.g. {max_count: 8}")
     # the neuron's name and options are checked once, by the model config (before any run folder is written)
+
+
+def resolve_synapse_option(value: Any) -> str | dict | None:
+    """A preset name, a mapping (or its YAML text, as given on the command line), or None; checked now, so that a
+    bad option fails before any work."""
+    from ..attention.synapse import resolve_synapse
+
+    if isinstance(value, str) and value.strip().lower() in NULL_WORDS:
+        return None
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise _bad("synapse", value, f"is not a valid YAML/JSON mapping ({e})") from None
+    if isinstance(value, Mapping):
+        value = dict(value)
+    try:
+        resolve_synapse(value)
+    except ValueError as e:
+        raise _bad("synapse", value, f"is not a synapse model: {e}") from None
+    return value
 
 
 def _field_default(name: str) -> Any:

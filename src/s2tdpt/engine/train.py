@@ -27,7 +27,8 @@ from .. import __version__
 from ..data.frames import mix_frames
 from ..data.loaders import DataBundle, build_loaders
 from ..models import S2TDPT, S2TDPTConfig, resolve_config
-from .checkpoint import FORMAT, rng_state, set_rng_state
+from ..models.factory import with_synapse
+from .checkpoint import FORMAT, load_initial_weights, rng_state, set_rng_state
 from .config import TrainConfig
 from .distributed import DistContext, all_reduce_sum, broadcast_buffers, cleanup, init_distributed
 from .evaluate import autocast, evaluate, resolve_amp
@@ -97,7 +98,10 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
     if cfg.timesteps:
         overrides["timesteps"] = cfg.timesteps
     overrides["lif_backend"] = cfg.lif_backend
-    return resolve_config(cfg.model, **overrides)
+    model_cfg = resolve_config(cfg.model, **overrides)
+    if cfg.synapse is not None:
+        model_cfg = with_synapse(model_cfg, cfg.synapse)
+    return model_cfg
 
 
 def train(
@@ -140,6 +144,8 @@ def _train(
         cfg = cfg.replace(mean=list(data.mean), std=list(data.std))
     model_cfg = model_config_for(cfg, data)
     model = S2TDPT(model_cfg).to(device)
+    if cfg.init and not ckpt:  # a resumed run continues from its own checkpoint instead
+        load_initial_weights(model, cfg.init)
     run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
     log = setup_logging(run, ctx.is_main)
     params = sum(p.numel() for p in model.parameters())

@@ -31,3 +31,16 @@ def resolve_config(name: str | S2TDPTConfig, **overrides) -> S2TDPTConfig:
 def create_model(name: str | S2TDPTConfig, **overrides) -> S2TDPT:
     """Build a model, e.g. ``create_model("s2tdpt_4_384", num_classes=100, num_heads=8)``."""
     return S2TDPT(resolve_config(name, **overrides))
+
+
+def with_synapse(config: S2TDPTConfig, synapse: str | dict | None) -> S2TDPTConfig:
+    """``config`` with its attention's weights on the given synapse model (a preset name or a dict of options,
+    ``s2tdpt.attention.synapse``); ``ValueError`` when the attention has no synapses (only ``stdp`` has)."""
+    from ..attention import attention_options
+
+    if "synapse" not in attention_options(config.attention):
+        raise ValueError(
+            f"a synapse model applies to attention weights held in memristive devices, which attention "
+            f"{config.attention!r} does not have; use it with attention 'stdp' (or leave --synapse out)"
+        )
+    return dataclasses.replace(config, attn_kwargs={**config.attn_kwargs, "synapse": synapse})
