@@ -455,8 +455,10 @@ class STDPAttention(OnSynapses, SpikingAttention):
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The per-head STDP matrix A (dense reference) and the spike counts r_Q, r_K that determine it."""
         q, k = heads["q"], heads["k"]
-        return {
-            "A (STDP)": stdp_attention_matrix(q, k, validate=False, **self.stdp()).mean(0),
-            "spike count r_Q": q.sum(-1),  # [T, H, N]
-            "spike count r_K": k.sum(-1),
-        }
+        params = self.stdp()
+        ideal = stdp_attention_matrix(q, k, validate=False, **params)  # [T, H, N, N]
+        maps = {"A (STDP)": ideal.mean(0)}
+        if not self.synapse.is_ideal:  # what the devices hold in this pass (one draw of the write noise)
+            w0 = _as_leading(params["w_offset"], 2)
+            maps[f"A on {self.synapse.name} synapses"] = device_weights(ideal, w0, self.synapse, self.crossbar).mean(0)
+        return {**maps, "spike count r_Q": q.sum(-1), "spike count r_K": k.sum(-1)}  # counts [T, H, N]

@@ -11,7 +11,9 @@ weight ``w0 = w_offset`` by programming pulses. Everything here works in weight 
   affine, so n pulses give the closed form ``w0 ± δ·(1 − (1 − e)^n)/e`` with ``e = δβ/(1 − w0)`` (up) or
   ``δβ/w0`` (down) (:func:`programmed`). β = 0 is a linear device, β = 1 full soft bounds.
 * ``write_noise`` (cycle to cycle, fresh at every forward): the weight reached is off by ``N(0, s²)``, with
-  ``s = write_noise·δ·√max(n, 1)`` (the noise of each pulse adds up), or ``s = write_noise`` without levels.
+  ``s = write_noise·δ·√max(n, 1)`` (the noise of each pulse adds up), or ``s = write_noise`` without levels. The
+  noisy weight is not clipped to [0, 1]: clipping would make the noise depend on the weight and break the exact
+  Gaussian form the linear path samples from.
 * ``d2d`` (device to device, fixed per crossbar position): each device's step is ``δ·exp(d2d·z)``, z ~ N(0, 1)
   (a log-normal factor, median 1). The controller still counts pulses with the nominal δ (open-loop writing).
 * ``stuck``: a fraction of devices never move, held at G_min or G_max (``stuck_at="bounds"``, half each) or at
