@@ -21,6 +21,7 @@ from pathlib import Path
 
 LEVELS = (2, 4, 8, 16, 32, 64, None)
 NOISE = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # write_noise in steps, at 16 levels
+PANELS = ["presets", "levels", "write noise"]
 
 
 def settings() -> list[tuple[str, str, object]]:
@@ -58,7 +59,8 @@ def is_random(synapse) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", action="append", required=True, help="LABEL=PATH (repeatable)")
+    ap.add_argument("--checkpoint", action="append", default=[], help="LABEL=PATH (repeatable)")
+    ap.add_argument("--replot", help="redraw --plot from this JSON of an earlier run, evaluating nothing")
     ap.add_argument("--as-trained", action="append", default=[], help="LABEL=PATH of a fine-tuned checkpoint")
     ap.add_argument("--limit-test", type=int, default=2000)
     ap.add_argument("--data-dir", help="dataset folder, if not the training run's")
@@ -66,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="JSON file for the results")
     ap.add_argument("--plot", help="PNG file for the three panels")
     ap.add_argument("--title", default="")
+    ap.add_argument("--panels", nargs="+", default=PANELS, choices=PANELS, help="which settings (default: all)")
     args = ap.parse_args(argv)
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())["results"]
+        models = list(dict.fromkeys(r["model"] for r in saved if r["panel"] != "fine-tuned"))
+        plot(saved, models, args.plot or args.replot.replace(".json", ".png"), args.title, args.panels)
+        return 0
+    if not args.checkpoint:
+        raise SystemExit("give at least one --checkpoint LABEL=PATH (or --replot JSON)")
 
     def split(item: str) -> tuple[str, str]:
         label, _, path = item.partition("=")
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for label, path in map(split, args.checkpoint):
-        for panel, name, synapse in settings():
+        for panel, name, synapse in (row for row in settings() if row[0] in args.panels):
             seeds = args.seeds if is_random(synapse) else args.seeds[:1]
             accs = [evaluate_under(path, synapse, s, args.limit_test, args.data_dir) for s in seeds]
             results.append(dict(model=label, panel=panel, setting=name, synapse=synapse, top1=accs))
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     models = list(dict.fromkeys(r["model"] for r in results if r["panel"] != "fine-tuned"))
     print(f"\n| panel | setting | {' | '.join(models)} |\n|---|---|{'---:|' * len(models)}")
-    for panel, name, _ in settings():
+    for panel, name, _ in (row for row in settings() if row[0] in args.panels):
         cells = []
         for m in models:
             accs = next(r["top1"] for r in results if (r["model"], r["panel"], r["setting"]) == (m, panel, name))
@@ -101,29 +111,29 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{statistics.mean(accs):.2f} %{spread}")
         print(f"| {panel} | {name} | {' | '.join(cells)} |")
     if args.plot:
-        plot(results, models, args.plot, args.title)
+        plot(results, models, args.plot, args.title, args.panels)
     return 0
 
 
-def plot(results: list[dict], models: list[str], path: str, title: str) -> None:
+def plot(results: list[dict], models: list[str], path: str, title: str, panels: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
-    for ax, panel in zip(axes, ("presets", "levels", "write noise"), strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, panel in zip(axes, panels, strict=True):
         for i, m in enumerate(models):
             rows = [r for r in results if r["model"] == m and r["panel"] == panel]
             x = list(range(len(rows)))
             means = [statistics.mean(r["top1"]) for r in rows]
             lo = [mean - min(r["top1"]) for mean, r in zip(means, rows, strict=True)]
             hi = [max(r["top1"]) - mean for mean, r in zip(means, rows, strict=True)]
-            if panel == "presets":
-                ax.bar([v + 0.38 * i for v in x], means, width=0.38, yerr=[lo, hi], label=m, capsize=2)
-            else:
-                ax.errorbar(x, means, yerr=[lo, hi], marker="o", label=m, capsize=2)
-            ax.set_xticks([v + (0.19 if panel == "presets" else 0) for v in x], [r["setting"] for r in rows])
+            shift = (i - (len(models) - 1) / 2) * 0.12  # side by side, so the spreads stay readable
+            ax.errorbar([v + shift for v in x], means, yerr=[lo, hi], marker="o", ls="-" if panel != "presets" else "",
+                        label=m, capsize=2)  # fmt: skip
+            ax.set_xticks(x, [r["setting"] for r in rows])
         ax.set_title(f"{panel}" + (" (steps, at 16 levels)" if panel == "write noise" else ""))
         ax.grid(alpha=0.3)
     for r in results:

@@ -328,3 +328,10 @@ def json_of(path):
     import json
 
     return json.loads(path.read_text())
+
+
+def test_write_noise_takes_the_form_that_draws_fewer_numbers():
+    m = _mixer({"levels": 8, "write_noise": 0.5})
+    assert m._noise_cheaper_dense(64, 32)  # N² = 4,096 draws per head vs (D_H+1)·D_H² = 33,792
+    assert not m._noise_cheaper_dense(4096, 32)
+    assert not _mixer({"levels": 8})._noise_cheaper_dense(64, 32)  # no noise: the exact linear form stays

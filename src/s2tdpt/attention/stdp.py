@@ -426,11 +426,17 @@ class STDPAttention(OnSynapses, SpikingAttention):
         if self.synapse.is_ideal:
             fn = stdp_attention if self.impl == "linear" else stdp_attention_dense
             y = fn(q, k, v, validate=False, **params)  # q, k are LIF spikes by construction
-        elif self.impl == "dense" or self.crossbar is not None:
+        elif self.impl == "dense" or self.crossbar is not None or self._noise_cheaper_dense(q.shape[-2], q.shape[-1]):
             y = stdp_attention_dense(q, k, v, validate=False, synapse=self.synapse, crossbar=self.crossbar, **params)
         else:
             y = stdp_attention(q, k, v, validate=False, synapse=self.synapse, **params)
         return self.fire(y)  # SN_{0.5}(s·A·V)
+
+    def _noise_cheaper_dense(self, n: int, d_h: int) -> bool:
+        """Write noise costs the dense form N² draws per head and the linear form's sampler about
+        (D_H+1)·D_H² (a covariance and its Cholesky factor per query count); both are exact in distribution
+        (tested), so the smaller wins. At the CIFAR grid (N = 64, D_H = 32) that is the dense form."""
+        return bool(self.synapse.write_noise) and n * n <= (d_h + 1) * d_h * d_h
 
     def extra_repr(self) -> str:
         return f"impl={self.impl}, synapse={describe(self.synapse)}"
