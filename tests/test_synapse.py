@@ -16,7 +16,7 @@ GRID = (8, 8)  # with fewer tokens s·A·V stays below the attention threshold
 def _pulse_reference(target: float, w0: float, levels: int, beta_up: float, beta_down: float, scale: float = 1.0):
     """Spec §1 by iteration: rest on the nearest level, n = round(|target − rest|/δ) pulses, one step at a time."""
     delta = 1.0 / (levels - 1)
-    rest = round(w0 / delta) * delta
+    rest = math.floor(w0 * (levels - 1) + 0.5) / (levels - 1)  # nearest level, ties up
     n = round(abs(target - rest) / delta)
     w, step = rest, delta * scale
     for _ in range(n):
@@ -257,7 +257,10 @@ def test_presets_match_their_sources():
         ({"nonlinearity_up": 0.5}, "need a step: give 'levels' too"),
         ({"levels": 4, "stuck": 1.5}, r"stuck must lie in \[0, 1\]"),
         ({"levels": 4, "stuck_at": "top"}, "stuck_at must be one of"),
-        ({"write_noise": "lots"}, "write_noise must be a number"),
+        ({"write_noise": "lots"}, "write_noise must be a finite number"),
+        ({"write_noise": None}, "write_noise must be a finite number"),
+        ({"levels": 4, "stuck": float("nan")}, "stuck must be a finite number"),
+        ({"levels": float("inf")}, "levels must be a finite number"),
         (3, "must be a preset name or a dict"),
     ],
 )
@@ -275,10 +278,12 @@ def test_linear_form_refuses_per_position_devices():
 
 
 def test_noise_without_levels_is_write_noise_itself():
-    q, k, v = _qkv(lead=(4000,), n=3, d=2, seed=4)
-    q, k, v = (x[:1].expand(4000, 3, 2) for x in (q, k, v))
+    q, k, _ = _qkv(lead=(1,), n=3, d=2, seed=4)
+    v = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]], dtype=torch.float64)  # every channel has spikes
+    q, k, v = (x.expand(4000, 3, 2) for x in (q, k, v))
     e = stdp_attention_dense(q, k, v, synapse={"write_noise": 0.1}) - stdp_attention_dense(q, k, v)
     expected = 0.1 * v[0].pow(2).sum(0).sqrt()  # sd of Σ_j ε_ij V_jd with ε ~ N(0, 0.1²)
+    assert (expected > 0).any()  # at least one channel is checked
     for d in range(2):
         if expected[d] > 0:
             assert e[:, 0, d].std().item() == pytest.approx(expected[d].item(), rel=0.1)
@@ -319,7 +324,7 @@ def test_cli_trains_evaluates_and_fine_tunes_on_synapses(tiny_run, image_folder,
     # errors before any run folder: a mechanism without synapses, a model of other shapes for --init
     bad = tmp_path / "bad"
     assert main([*tiny_args(image_folder, bad, "--attention", "ssa", "--synapse", "hfo2")]) == 1
-    assert "does not have; use it with attention 'stdp'" in capsys.readouterr().err
+    assert "does not have; use it with attention 'random_frozen' or 'stdp'" in capsys.readouterr().err
     assert main([*tiny_args(image_folder, bad, "--init", str(ideal), "--model-kwargs", "{embed_dim: 64}")]) == 1
     assert "--init" in capsys.readouterr().err and not bad.exists()
 
@@ -335,3 +340,36 @@ def test_write_noise_takes_the_form_that_draws_fewer_numbers():
     assert m._noise_cheaper_dense(64, 32)  # N² = 4,096 draws per head vs (D_H+1)·D_H² = 33,792
     assert not m._noise_cheaper_dense(4096, 32)
     assert not _mixer({"levels": 8})._noise_cheaper_dense(64, 32)  # no noise: the exact linear form stays
+
+
+def test_resting_level_is_the_same_for_fixed_and_learnable_parameters():
+    from s2tdpt.attention.synapse import resting_weight
+
+    for levels in (6, 8, 16):  # w0 = 0.5 is a tie between two levels: it goes up, whatever the type
+        synapse = SynapseModel(levels=levels)
+        fixed = resting_weight(0.5, synapse)
+        assert fixed == math.floor(0.5 * (levels - 1) + 0.5) / (levels - 1)
+        for dtype in (torch.float32, torch.float64):
+            assert resting_weight(torch.tensor([0.5], dtype=dtype), synapse).item() == pytest.approx(fixed, abs=1e-7)
+
+
+def test_crossbar_drawn_for_other_options_is_not_reused():
+    trained = _mixer({"levels": 8, "d2d": 0.6, "stuck": 0.2}, seed=0)
+    asked = _mixer({"levels": 8, "d2d": 0.05, "stuck": 0.01, "stuck_at": "rest"}, seed=3)
+    own = asked.crossbar.stuck.clone(), asked.crossbar.step_scale.clone()
+    asked.load_state_dict(trained.state_dict())
+    assert torch.equal(asked.crossbar.stuck, own[0]) and torch.equal(asked.crossbar.step_scale, own[1])
+    same = _mixer({"levels": 8, "d2d": 0.6, "stuck": 0.2}, seed=3)
+    same.load_state_dict(trained.state_dict())
+    assert torch.equal(same.crossbar.stuck, trained.crossbar.stuck)
+
+
+def test_attention_neuron_stays_the_last_submodule():
+    # parameters keep the order of checkpoints (and optimiser states) written before SpikingAttention existed
+    from s2tdpt.attention import list_attentions
+
+    for name in list_attentions():
+        kw = {"learnable": True} if name == "stdp" else {}
+        m = create_attention(name, 32, 2, neuron=NeuronSpec("plif"), grid=(4, 4), **kw)
+        if "attn_lif" in m._modules:
+            assert list(m._modules)[-1] == "attn_lif", name

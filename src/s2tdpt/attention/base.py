@@ -15,6 +15,7 @@ A mechanism also describes itself to the analysis tools, so that adding one is o
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -145,6 +146,22 @@ class SpikingAttention(ProjectedAttention):
         super().__init__(dim, num_heads, neuron=neuron, grid=grid)
         self.scale = self.default_scale if scale is None else float(scale)
         self.attn_lif = neuron(v_threshold=attn_v_threshold, binary=True)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Keep ``attn_lif`` the last submodule, after the subclass's own: parameters keep the order that
+        checkpoints and optimiser states written before this base class existed have (resume matches by order)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls):
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def wrapped(self, *args, **kw) -> None:
+            init(self, *args, **kw)
+            if type(self) is cls:  # the outermost constructor has run
+                self._modules["attn_lif"] = self._modules.pop("attn_lif")
+
+        cls.__init__ = wrapped
 
     def fire(self, x: torch.Tensor) -> torch.Tensor:
         """``SN(s · x)``; a scale of 1 multiplies nothing (the product would be the same tensor)."""

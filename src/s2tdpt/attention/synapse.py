@@ -30,6 +30,7 @@ derivatives (``A + (A_device − A).detach()``); the noise is differentiated thr
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -164,9 +165,10 @@ def resolve_synapse(spec: str | dict | SynapseModel | None) -> SynapseModel:
         raise ValueError(f"synapse option(s) {unknown} do not exist; valid options: {sorted(valid)} and 'preset'")
     types = {f.name: f.type for f in fields(SynapseModel)}
     for key, value in options.items():
-        numeric = key != "stuck_at"
-        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"synapse option {key} must be a number ({types[key]}), got {value!r}")
+        if key == "stuck_at" or (key == "levels" and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"synapse option {key} must be a finite number ({types[key]}), got {value!r}")
     name = base.name if not options else "custom" if base.name in ("ideal", "custom") else f"{base.name}, modified"
     return replace(base, **options, name=name)
 
@@ -177,10 +179,12 @@ def resolve_synapse(spec: str | dict | SynapseModel | None) -> SynapseModel:
 
 def resting_weight(w0: torch.Tensor | float, synapse: SynapseModel) -> torch.Tensor | float:
     """The resting weight on the device: ``w0`` itself, or its nearest level."""
-    step = synapse.step
-    if step is None:
+    if synapse.levels is None:
         return w0
-    return torch.round(w0 / step) * step if isinstance(w0, torch.Tensor) else round(w0 / step) * step
+    steps = synapse.levels - 1  # w0·(L−1) + 1/2, floored: ties go up, the same for floats and tensors
+    if isinstance(w0, torch.Tensor):
+        return (torch.floor(w0.double() * steps + 0.5) / steps).to(w0.dtype)
+    return math.floor(w0 * steps + 0.5) / steps
 
 
 def _geometric(n: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -216,7 +220,8 @@ def programmed(
     room_up, room_down = (1.0 - rest_t).clamp(min=1e-12), rest_t.clamp(min=1e-12)
     e_up = delta * synapse.nonlinearity_up / room_up
     e_down = delta * synapse.nonlinearity_down / room_down
-    e = torch.where(up, torch.as_tensor(e_up, dtype=target.dtype), torch.as_tensor(e_down, dtype=target.dtype))
+    dev = dict(dtype=target.dtype, device=target.device)
+    e = torch.where(up, torch.as_tensor(e_up, **dev), torch.as_tensor(e_down, **dev))
     moved = delta * _geometric(pulses, e)
     weight = torch.where(up, rest_t + moved, rest_t - moved).clamp(0.0, 1.0)
     return weight, pulses
@@ -251,8 +256,10 @@ def sample_count_noise(
         max_elements: work in chunks of the leading dims so that no intermediate exceeds about this many elements.
 
     Returns:
-        ``[..., N, D_V]`` in ``v``'s dtype; differentiable in ``v`` and ``s`` (reparameterisation: ξ fixed).
+        ``[..., N, D_V]`` in ``v``'s dtype, without gradient: the Cholesky factor's derivative is unstable for the
+        near-singular covariances of sparse spikes (the dense form's explicit draws do carry ``ε·V``'s gradient).
     """
+    v, s = v.detach(), s.detach()
     lead, (n, d_v), c = v.shape[:-2], v.shape[-2:], s.shape[-1]
     compute = torch.float64 if v.dtype == torch.float64 else torch.float32
     var = s.to(compute).square().expand(*lead, c, c).reshape(-1, c, c)  # [G, C, C]
@@ -285,6 +292,8 @@ def device_weights(
     a crossbar), plus fresh write noise; differentiable straight through to ``ideal``."""
     if synapse.per_position and crossbar is None:
         raise ValueError("a synapse with d2d or stuck devices needs its crossbar (the per-position draws)")
+    if ideal.dtype in (torch.float16, torch.bfloat16):  # levels and pulse counts need float32 (1,001 levels)
+        ideal = ideal.float()
     with torch.no_grad():
         if crossbar is not None:
             device, std = crossbar.weights(ideal, w0)
@@ -315,6 +324,11 @@ class Crossbar(nn.Module):
         high = (torch.rand(shape) < 0.5) & (synapse.stuck_at == "bounds")  # half the stuck devices sit at G_max
         code = torch.where(stuck, torch.where(high, 2, 1), 0)  # 0: works, 1: stuck at G_min / at rest, 2: at G_max
         self.register_buffer("stuck", code.to(torch.int8))
+        self.register_buffer("spec", self.spec_of(synapse))  # which options drew them (checked when loading)
+
+    @staticmethod
+    def spec_of(synapse: SynapseModel) -> torch.Tensor:
+        return torch.tensor([synapse.d2d, synapse.stuck, float(synapse.stuck_at == "bounds")], dtype=torch.float64)
 
     def weights(self, ideal: torch.Tensor, w0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """Device weights and the write-noise spread for ideal weights ``[..., H, N, N]``; stuck devices get
@@ -323,7 +337,7 @@ class Crossbar(nn.Module):
         scale = self.step_scale if synapse.d2d else None
         weight, pulses = programmed(ideal, w0, synapse, scale)
         std = noise_std(pulses, synapse, scale) if synapse.write_noise else torch.zeros_like(weight)
-        rest = torch.as_tensor(resting_weight(w0, synapse), dtype=weight.dtype).expand_as(weight)
+        rest = torch.as_tensor(resting_weight(w0, synapse), dtype=weight.dtype, device=weight.device).expand_as(weight)
         low = torch.zeros_like(weight) if synapse.stuck_at == "bounds" else rest
         weight = torch.where(self.stuck == 1, low, torch.where(self.stuck == 2, torch.ones_like(weight), weight))
         return weight, torch.where(self.stuck > 0, torch.zeros_like(std), std)
@@ -336,18 +350,22 @@ class Crossbar(nn.Module):
 class OnSynapses:
     """Mixin for a mechanism whose weights sit on memristive devices: sets ``synapse`` and ``crossbar`` and lets a
     checkpoint written for another synapse load. A checkpoint without crossbar draws (e.g. trained on ideal
-    synapses, evaluated on devices) keeps this model's draws; one with draws, loaded for a synapse without
-    per-position devices, drops them."""
+    synapses, evaluated on devices), or with draws made for other d2d / stuck options, keeps this model's draws;
+    one with draws, loaded for a synapse without per-position devices, drops them."""
 
     def init_synapse(self, synapse: str | dict | SynapseModel | None, heads: int, tokens: int) -> None:
         self.synapse = resolve_synapse(synapse)
         self.crossbar = Crossbar(heads, tokens, self.synapse) if self.synapse.per_position else None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        keys = [prefix + "crossbar." + name for name in ("step_scale", "stuck")]
+        names = ("step_scale", "stuck", "spec")
+        keys = [prefix + "crossbar." + name for name in names]
         if self.crossbar is not None:
-            for key, buf in zip(keys, (self.crossbar.step_scale, self.crossbar.stuck), strict=True):
-                state_dict.setdefault(key, buf)
+            saved = state_dict.get(keys[2])
+            other = saved is not None and not torch.equal(saved.to(self.crossbar.spec), self.crossbar.spec)
+            for key, name in zip(keys, names, strict=True):  # drawn for other options: this model's draws stay
+                if other or key not in state_dict:
+                    state_dict[key] = getattr(self.crossbar, name)
         else:
             for key in keys:
                 state_dict.pop(key, None)

@@ -36,11 +36,13 @@ def create_model(name: str | S2TDPTConfig, **overrides) -> S2TDPT:
 def with_synapse(config: S2TDPTConfig, synapse: str | dict | None) -> S2TDPTConfig:
     """``config`` with its attention's weights on the given synapse model (a preset name or a dict of options,
     ``s2tdpt.attention.synapse``); ``ValueError`` when the attention has no synapses (only ``stdp`` has)."""
-    from ..attention import attention_options
+    from ..attention import attention_options, list_attentions
 
     if "synapse" not in attention_options(config.attention):
+        able = [name for name in list_attentions() if "synapse" in attention_options(name)]
         raise ValueError(
             f"a synapse model applies to attention weights held in memristive devices, which attention "
-            f"{config.attention!r} does not have; use it with attention 'stdp' (or leave --synapse out)"
+            f"{config.attention!r} does not have; use it with attention {' or '.join(map(repr, able))} (or leave "
+            "--synapse out)"
         )
     return dataclasses.replace(config, attn_kwargs={**config.attn_kwargs, "synapse": synapse})
