@@ -25,7 +25,8 @@ STDP attention's linear form exact (a table per count pair; the noise through :f
 
 Gradients: the device's weights are piecewise constant in the ideal ones, so training through them uses the
 straight-through rule — the forward pass sees the device's weights, the backward pass the ideal STDP's
-derivatives (``A + (A_device − A).detach()``); the noise is differentiated through its reparameterisation.
+derivatives (``A + (A_device − A).detach()``). Explicit noise draws (dense form) pass ``ε·V``'s gradient to V;
+the linear form's sampled noise carries none (:func:`sample_count_noise`).
 """
 
 from __future__ import annotations
