@@ -197,16 +197,20 @@ def test_write_noise_is_fresh_every_forward_and_devices_are_fixed():
         assert not torch.equal(noisy.mix(*noisy.project(u)), noisy.mix(*noisy.project(u)))
     fixed = _mixer({"levels": 8, "d2d": 0.6, "stuck": 0.2, "stuck_at": "bounds"})
     with torch.no_grad():
+        assert _fires(fixed, u).sum() > 0  # the attention neuron fires, so fixed devices show in the output
         a, b = fixed(u), fixed(u)
     assert torch.equal(a, b)
     stuck = fixed.crossbar.stuck
     assert stuck.shape == (2, 64, 64) and 0.15 < (stuck > 0).float().mean() < 0.25 and (stuck == 2).any()
     # stuck devices hold their bound whatever STDP asks for; working ones follow their programmed weight
     ideal = torch.rand(2, 64, 64)
-    weights, std = fixed.crossbar.weights(ideal, 0.5)
-    assert (weights[stuck == 1] == 0).all() and (weights[stuck == 2] == 1).all() and (std == 0).all()
+    programmed_weights, _ = programmed(ideal, 0.5, fixed.synapse)
+    weights, std = fixed.crossbar.hold_stuck(programmed_weights, torch.ones_like(ideal), 0.5)
+    assert (weights[stuck == 1] == 0).all() and (weights[stuck == 2] == 1).all()
+    assert torch.equal(weights[stuck == 0], programmed_weights[stuck == 0])
+    assert (std[stuck > 0] == 0).all() and (std[stuck == 0] == 1).all()  # stuck devices are not written: no noise
     at_rest = Crossbar(2, 64, SynapseModel(levels=5, stuck=0.5, stuck_at="rest"))
-    w, _ = at_rest.weights(ideal, 0.5)
+    w, _ = at_rest.hold_stuck(ideal, torch.zeros_like(ideal), 0.5)
     assert (w[at_rest.stuck == 1] == 0.5).all() and not (at_rest.stuck == 2).any()
 
 

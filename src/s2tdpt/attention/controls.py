@@ -52,8 +52,9 @@ class RandomFrozenAttention(OnSynapses, SpikingAttention):
 
     def mix(self, v: torch.Tensor) -> torch.Tensor:
         weights = self.weights.to(v.dtype)  # [H, N, N]
-        if not self.synapse.is_ideal:  # one noisy copy per (t, b): the write noise is fresh for every pass
-            weights = device_weights(weights.expand(*v.shape[:2], *weights.shape), REST, self.synapse, self.crossbar)
+        if not self.synapse.is_ideal:  # with write noise, one noisy copy per (t, b): fresh for every pass
+            copies = weights.expand(*v.shape[:2], *weights.shape) if self.synapse.write_noise else weights
+            weights = device_weights(copies, REST, self.synapse, self.crossbar)
         return self.fire(weights @ v)  # [(T, B,) H, N, N] @ [T, B, H, N, D_H]
 
     def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:

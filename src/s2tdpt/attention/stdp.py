@@ -422,11 +422,8 @@ class STDPAttention(OnSynapses, SpikingAttention):
         self.init_synapse(synapse, num_heads, self.tokens)
 
     def mix(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        params = self.stdp()
-        if self.synapse.is_ideal:
-            fn = stdp_attention if self.impl == "linear" else stdp_attention_dense
-            y = fn(q, k, v, validate=False, **params)  # q, k are LIF spikes by construction
-        elif self.impl == "dense" or self.crossbar is not None or self._noise_cheaper_dense(q.shape[-2], q.shape[-1]):
+        params = self.stdp()  # q, k are LIF spikes by construction: no validation
+        if self.impl == "dense" or self.crossbar is not None or self._noise_cheaper_dense(q.shape[-2], q.shape[-1]):
             y = stdp_attention_dense(q, k, v, validate=False, synapse=self.synapse, crossbar=self.crossbar, **params)
         else:
             y = stdp_attention(q, k, v, validate=False, synapse=self.synapse, **params)

@@ -296,11 +296,11 @@ def device_weights(
     if ideal.dtype in (torch.float16, torch.bfloat16):  # levels and pulse counts need float32 (1,001 levels)
         ideal = ideal.float()
     with torch.no_grad():
+        scale = crossbar.step_scale if crossbar is not None and synapse.d2d else None
+        device, pulses = programmed(ideal, w0, synapse, scale)
+        std = noise_std(pulses, synapse, scale)
         if crossbar is not None:
-            device, std = crossbar.weights(ideal, w0)
-        else:
-            device, pulses = programmed(ideal, w0, synapse)
-            std = noise_std(pulses, synapse)
+            device, std = crossbar.hold_stuck(device, std, w0)
     weights = device + (ideal - ideal.detach())  # the device's values; the ideal weights' gradients
     if synapse.write_noise:
         weights = weights + std * torch.randn(weights.shape, dtype=weights.dtype, device=weights.device)
@@ -331,13 +331,12 @@ class Crossbar(nn.Module):
     def spec_of(synapse: SynapseModel) -> torch.Tensor:
         return torch.tensor([synapse.d2d, synapse.stuck, float(synapse.stuck_at == "bounds")], dtype=torch.float64)
 
-    def weights(self, ideal: torch.Tensor, w0: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Device weights and the write-noise spread for ideal weights ``[..., H, N, N]``; stuck devices get
-        no noise."""
+    def hold_stuck(
+        self, weight: torch.Tensor, std: torch.Tensor, w0: torch.Tensor | float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Programmed weights ``[..., H, N, N]`` and their noise spread with the stuck devices held in place: at
+        G_min / G_max (``bounds``) or at rest, and without write noise."""
         synapse = self.synapse
-        scale = self.step_scale if synapse.d2d else None
-        weight, pulses = programmed(ideal, w0, synapse, scale)
-        std = noise_std(pulses, synapse, scale) if synapse.write_noise else torch.zeros_like(weight)
         rest = torch.as_tensor(resting_weight(w0, synapse), dtype=weight.dtype, device=weight.device).expand_as(weight)
         low = torch.zeros_like(weight) if synapse.stuck_at == "bounds" else rest
         weight = torch.where(self.stuck == 1, low, torch.where(self.stuck == 2, torch.ones_like(weight), weight))
