@@ -12,9 +12,10 @@ import s2tdpt
 from s2tdpt.analysis.attention_maps import attention_maps
 from s2tdpt.analysis.energy import estimate_energy
 from s2tdpt.analysis.firing import measure_rates
+from s2tdpt.analysis.memory_energy import MemoryCosts, memory_aware_energy
 from s2tdpt.attention import create_attention, list_attentions, register_attention
 from s2tdpt.attention import registry as attention_registry
-from s2tdpt.attention.base import AttentionOp, ProjectedAttention, SpikingAttention
+from s2tdpt.attention.base import AttentionOp, AttentionWork, ProjectedAttention, SpikingAttention, accumulate
 from s2tdpt.bench.budget import main as budget_main
 from s2tdpt.snn import NeuronSpec
 
@@ -31,6 +32,10 @@ class TokenMean(SpikingAttention):
     def energy_ops(self, timesteps, rates, **_):
         n, d = self.tokens, self.dim
         return [AttentionOp("Σₙ V", "AC", n * d, rates["v"], timesteps * rates["v"] * n * d)], {}
+
+    def memory_work(self, timesteps, rates):
+        n, d = self.tokens, self.dim
+        return [accumulate("Σₙ V", timesteps * rates["v"] * n * d, d)], {}
 
     def maps(self, heads):
         return {"mean V per channel": heads["v"].mean(-2).mean(0)}  # [H, D_H]
@@ -72,6 +77,11 @@ def test_a_registered_class_is_a_mechanism_everywhere(plugin, image_folder, tmp_
     assert rate_v > 0  # the network fires, so the line is not trivially zero
     n, d = model.config.num_tokens, model.config.embed_dim
     assert mine[0].ops == pytest.approx(model.config.timesteps * rate_v * n * d)
+    # the memory-aware model prices its declared work: T·r·N·D accumulates, 3 accesses each, a memory of D words
+    costs = MemoryCosts(e_add_pj=1.0, sram_base_pj=2.0, sram_pj_per_byte=0.0)
+    work = [x for x in memory_aware_energy(model, mon, costs).lines if x.layer == "blocks.0.attn Σₙ V"]
+    ops = model.config.timesteps * rate_v * n * d
+    assert len(work) == 1 and work[0].parts == pytest.approx(dict(arithmetic=ops, attention=3 * ops * 2.0))
     maps = attention_maps(model, x[0])
     assert list(maps) == ["mean V per channel"] and maps["mean V per channel"].shape == (model.config.num_heads, 16)
 
@@ -81,6 +91,8 @@ def test_a_registered_class_is_a_mechanism_everywhere(plugin, image_folder, tmp_
         estimate_energy(model, measure_rates(model, [(x[:2],)]))
     with pytest.raises(NotImplementedError, match="'undescribed' does not describe its maps"):
         attention_maps(model, x[0])
+    with pytest.raises(NotImplementedError, match="'undescribed' does not describe its memory traffic"):
+        model.blocks[0].attn.memory_work(4, dict(v=0.1))
 
     # bench budget runs it by name, and refuses an unknown one before writing anything
     recipe = tmp_path / "recipe.yaml"
@@ -107,6 +119,10 @@ def test_every_builtin_describes_itself(name):
     assert all(line.kind in ("MAC", "AC") and line.ops >= 0 for line in lines)
     assert (name == "identity") == (not lines)  # only the control that mixes nothing charges nothing
     heads = {b: (torch.rand(2, 2, 16, 16) < 0.3).float() for b in mixer.branches}  # [T, H, N, D_H]
+    work, info = mixer.memory_work(4, dict(q=0.2, k=0.1, v=0.15))
+    assert isinstance(info, dict) and all(isinstance(w, AttentionWork) for w in work)
+    assert all(min(w.add, w.mul, w.reads, w.writes) >= 0 and w.words > 0 for w in work)
+    assert (name == "identity") == (not work)
     maps = mixer.maps(heads)
     assert (name == "identity") == (not maps)
     assert all(torch.isfinite(m).all() for m in maps.values())

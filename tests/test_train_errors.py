@@ -444,3 +444,8 @@ def test_energy_of_a_checkpoint_of_every_neuron(tmp_path, neuron, capsys):
     assert main(["energy", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["energy_mj"] > 0 and report["images"] > 0
+    # the memory-aware estimate counts this neuron's declared update in every neuron layer
+    neurons = [x for x in report["memory_aware"]["layers"] if x["kind"] == "neuron"]
+    assert neurons and all(x["parts_uj"]["arithmetic"] > 0 for x in neurons)
+    assert report["memory_aware_mj"] > report["energy_mj"]
+    assert (report["break_even_rate"] is None) == (neuron_emits(neuron) == "real")

@@ -35,6 +35,12 @@ class RateStats:
     image_input: bool = False  # the layer reads the model's input (the real-valued image) directly
     event_input: bool = False  # the layer reads event frames [T, B, C, H, W] (folded to [T·B, ...]) directly
     time_major: bool = True  # the input carries the T axis (False: the image stem and the head)
+    # shapes per image and timestep (conv/linear only), for the memory-aware energy model
+    in_elems: int = 0
+    out_elems: int = 0
+    weights: int = 0
+    bias_words: int = 0  # output channels: the bias a layer has (or gets when its BatchNorm is folded into it)
+    conv: bool = False
 
     @property
     def rate(self) -> float:
@@ -77,8 +83,24 @@ class RateStats:
         return self.binary or (len(self.values) <= 3 and self.values <= {-1.0, 0.0, 1.0})
 
 
+@dataclass
+class NeuronStats:
+    """Output of one neuron layer: its spikes (``out``), neurons per image and timestep, its declared update."""
+
+    out: RateStats = field(default_factory=RateStats)
+    neurons: int = 0
+    steps: int = 0
+    ops: object = None  # the neuron's NeuronOps (s2tdpt.snn.registry)
+    emits: str = "spikes"
+
+
+def _is_neuron(module: nn.Module) -> bool:
+    return isinstance(getattr(type(module), "emits", None), str) and callable(getattr(module, "update_ops", None))
+
+
 class FiringRateMonitor:
-    """Context manager recording input rates of every ``nn.Conv2d`` / ``nn.Linear`` and the attention branches."""
+    """Context manager recording input rates of every ``nn.Conv2d`` / ``nn.Linear``, the attention branches and the
+    output of every neuron layer (``neurons``)."""
 
     def __init__(self, model: nn.Module, timesteps: int | None = None, time_major_input: bool = False) -> None:
         """``time_major_input``: the model takes ``[T, B, ...]`` (not images ``[B, ...]``), e.g. a toy network."""
@@ -87,6 +109,7 @@ class FiringRateMonitor:
         self.timesteps = timesteps or getattr(getattr(model, "config", None), "timesteps", None)
         self.layers: dict[str, RateStats] = {}
         self.attention: dict[str, dict[str, RateStats]] = {}
+        self.neurons: dict[str, NeuronStats] = {}
         self.images = 0
         self._batch = None
         self._input = None
@@ -123,7 +146,22 @@ class FiringRateMonitor:
                 module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
             )  # fmt: skip
             steps = self._steps(args[0]) or 1
-            self.layers[name].flops = out.numel() // (steps * self._batch) * per_output
+            stats = self.layers[name]
+            per_image = steps * self._batch
+            stats.flops = out.numel() // per_image * per_output
+            stats.in_elems, stats.out_elems = args[0].numel() // per_image, out.numel() // per_image
+            stats.weights = module.weight.numel()
+            stats.bias_words = module.out_features if isinstance(module, nn.Linear) else module.out_channels
+            stats.conv = isinstance(module, nn.Conv2d)
+
+        return hook
+
+    def _neuron_hook(self, name: str):
+        def hook(module: nn.Module, args, out: torch.Tensor) -> None:
+            stats = self.neurons.setdefault(name, NeuronStats(ops=module.update_ops(), emits=type(module).emits))
+            steps = out.shape[0]  # neurons take and return time-first tensors [T, B, ...]
+            stats.neurons, stats.steps = out.numel() // (steps * self._batch), steps
+            stats.out.add(out, steps)
 
         return hook
 
@@ -149,6 +187,8 @@ class FiringRateMonitor:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 self._handles.append(module.register_forward_pre_hook(self._pre_hook(name)))
                 self._handles.append(module.register_forward_hook(self._flops_hook(name)))
+            if _is_neuron(module):
+                self._handles.append(module.register_forward_hook(self._neuron_hook(name)))
             if hasattr(module, "heads_tap"):
                 self._owner[name] = module
                 self._handles.append(module.heads_tap.register_forward_hook(self._heads_hook(name)))

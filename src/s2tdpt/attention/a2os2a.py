@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..snn.registry import NeuronFactory
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate
 from .registry import register_attention
 
 
@@ -42,6 +42,12 @@ class A2OS2A(SpikingAttention):
         """Kᵀ·V with ternary V (±adds of K rows) and Q·(KᵀV) with binary Q: T·N·D·D_H·(fr_V + fr_Q), all adds."""
         t, n, d, dh = timesteps, self.tokens, self.dim, self.head_dim
         return [AttentionOp("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (rates["q"] + rates["v"]))], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """Each ternary V spike adds (±) a K row into H·D_H² sums; each Q spike reads a row of them."""
+        t, n, d, h, dh = timesteps, self.tokens, self.dim, self.num_heads, self.head_dim
+        return [accumulate("Kᵀ·V", t * rates["v"] * n * d * dh, h * dh * dh),
+                accumulate("Q·(KᵀV)", t * rates["q"] * n * d * dh, h * dh * dh)], {}  # fmt: skip
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"Q·ReLU(K)ᵀ": (heads["q"] @ heads["k"].transpose(-2, -1)).mean(0)}

@@ -8,7 +8,8 @@ Subclasses choose the branches (``("q", "k", "v")`` or ``("q", "k")``), the BN a
 with per-channel BN and neurons — the same function and parameter count as separate ones.
 
 A mechanism also describes itself to the analysis tools, so that adding one is one file:
-:meth:`~ProjectedAttention.energy_ops` (its operations per image for the energy model) and
+:meth:`~ProjectedAttention.energy_ops` (its operations per image for the energy model),
+:meth:`~ProjectedAttention.memory_work` (its arithmetic and memory traffic, for the memory-aware model) and
 :meth:`~ProjectedAttention.maps` (what it "looks at", for ``explain``). Spiking mechanisms that end in
 ``SN(s · x)`` derive from :class:`SpikingAttention`, which owns the attention neuron and the scale.
 """
@@ -38,6 +39,33 @@ class AttentionOp(NamedTuple):
     flops: float
     rate: float | None
     ops: float
+
+
+class AttentionWork(NamedTuple):
+    """Work of one of a mechanism's data structures per image, summed over timesteps (memory-aware model).
+
+    ``add``/``mul``: arithmetic; ``reads``/``writes``: word accesses to a memory of ``words`` entries, each of
+    ``word`` bits — an int, or ``"state"`` (accumulators) or ``"weight"`` (stored parameters), whose widths the
+    energy model sets. The memory's size prices its accesses.
+    """
+
+    label: str
+    add: float = 0.0
+    mul: float = 0.0
+    reads: float = 0.0
+    writes: float = 0.0
+    words: float = 1.0
+    word: int | str = "state"
+
+
+def accumulate(label: str, ops: float, words: float, word: int | str = "state") -> AttentionWork:
+    """``ops`` event-driven accumulates: each reads its operand and reads and writes back its accumulator."""
+    return AttentionWork(label, add=ops, reads=2 * ops, writes=ops, words=words, word=word)
+
+
+def dense_product(label: str, macs: float, outputs: float, words: float) -> AttentionWork:
+    """``macs`` multiply-accumulates on real values: two operand reads each, one write per finished output."""
+    return AttentionWork(label, add=macs, mul=macs, reads=2 * macs, writes=outputs, words=words)
 
 
 class ProjectedAttention(nn.Module):
@@ -95,6 +123,16 @@ class ProjectedAttention(nn.Module):
         raise NotImplementedError(
             f"attention {getattr(self, 'attention_name', type(self).__name__)!r} does not describe its operation "
             "counts: define energy_ops(timesteps, rates) on its class (see s2tdpt/attention/base.py)"
+        )
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """The mechanism's own arithmetic and memory traffic per image (``docs/energy.md``), excluding the
+        projections and the neurons: one :class:`AttentionWork` per data structure it keeps (an attention map, a
+        Kᵀ·V product, count histograms...). Rates as for :meth:`energy_ops`. Returns the lines and extra
+        information for the report (e.g. STDP's dense-A alternative)."""
+        raise NotImplementedError(
+            f"attention {getattr(self, 'attention_name', type(self).__name__)!r} does not describe its memory "
+            "traffic: define memory_work(timesteps, rates) on its class (see s2tdpt/attention/base.py)"
         )
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttentionOp, ProjectedAttention, SpikingAttention
+from .base import AttentionOp, AttentionWork, ProjectedAttention, SpikingAttention, accumulate
 from .registry import register_attention
 from .synapse import OnSynapses, device_weights
 
@@ -30,6 +30,9 @@ class IdentityAttention(ProjectedAttention):
 
     def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
         return [], {}  # no token mixing, nothing to charge
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        return [], {}  # V passes through: no working memory
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {}  # no token mixing, nothing to show
@@ -60,6 +63,11 @@ class RandomFrozenAttention(OnSynapses, SpikingAttention):
     def energy_ops(self, timesteps: int, rates: dict[str, float], **_) -> tuple[list[AttentionOp], dict]:
         n, d = self.tokens, self.dim
         return [AttentionOp("R·V", "AC", n * n * d, rates["v"], timesteps * rates["v"] * n * n * d)], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """Each V spike adds a column of the stored R (H·N² weights) into N accumulators."""
+        n, d, h = self.tokens, self.dim, self.num_heads
+        return [accumulate("R·V", timesteps * rates["v"] * n * n * d, h * n * n, "weight")], {}
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"R (frozen)": self.weights.clone()}

@@ -42,7 +42,7 @@ import math
 import torch
 from torch import nn
 
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate, dense_product
 from .registry import register_attention
 from .ssa import SSA, ssa_product
 
@@ -96,6 +96,12 @@ class LRFSSA(SSA):
         lines, info = super().energy_ops(timesteps, rates)
         flops, rate = self.tokens * self.dim * self.local.taps, rates["v"]
         return [*lines, AttentionOp("local field on V", "AC", flops, rate, timesteps * rate * flops)], info
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """SSA's plus the local field: each V spike adds its taps into N·D accumulators."""
+        lines, info = super().memory_work(timesteps, rates)
+        ops = timesteps * rates["v"] * self.tokens * self.dim * self.local.taps
+        return [*lines, accumulate("local field on V", ops, self.tokens * self.dim)], info
 
 
 def _phi1(z: torch.Tensor) -> torch.Tensor:
@@ -226,6 +232,19 @@ class LRFDyn(SpikingAttention):
             AttentionOp("dendritic state", "MAC", n * d * 6 * k, None, t * n * d * 6 * k),
             AttentionOp("dendritic input", "AC", n * d * 2 * k, fr_u, t * fr_u * n * d * 2 * k),
             AttentionOp("local field on state", "MAC", n * d * taps, None, t * n * d * taps),
+        ], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """The complex state (2 words per compartment) of every (token, channel) updated by 6k MACs per step, the
+        input spikes added into it, the local field as MACs on the real-valued output (N·D words)."""
+        t, n, d = timesteps, self.tokens, self.dim
+        k, taps = self.dynamics.compartments, self.local.taps
+        fr_u = min(rates["k"], rates["v"]) if self.variant == "A" else rates["v"]
+        state = 2 * k * n * d  # words of the whole state (the recurrence runs along tokens, every channel)
+        return [
+            dense_product("dendritic state", t * n * d * 6 * k, t * n * d * 2 * k, state),
+            accumulate("dendritic input", t * fr_u * n * d * 2 * k, state),
+            dense_product("local field on state", t * n * d * taps, t * n * d, n * d),
         ], {}
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

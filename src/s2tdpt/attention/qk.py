@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate
 from .registry import register_attention
 
 
@@ -30,6 +30,11 @@ class QKTokenAttention(SpikingAttention):
         """Row sum of Q: one add per Q spike, T·fr_Q·N·D; the mask multiplies nothing."""
         n, d = self.tokens, self.dim
         return [AttentionOp("Σ_c Q", "AC", n * d, rates["q"], timesteps * rates["q"] * n * d)], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """Each Q spike adds into its token's count (H·N words); the mask on K is a select."""
+        n, d = self.tokens, self.dim
+        return [accumulate("Σ_c Q", timesteps * rates["q"] * n * d, self.num_heads * n)], {}
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"Σ_c Q per token": heads["q"].sum(-1).mean(0)}  # [H, N]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate
 from .registry import register_attention
 
 
@@ -28,6 +28,11 @@ class SDSA(SpikingAttention):
         """Column sum of K ⊙ V: one add per coincident K and V spike, at most T·min(fr_K, fr_V)·N·D."""
         n, d, rate = self.tokens, self.dim, min(rates["k"], rates["v"])
         return [AttentionOp("Σₙ K⊙V", "AC", n * d, rate, timesteps * rate * n * d)], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """Coincident K, V spikes accumulate into D channel sums; the mask on Q is a select."""
+        n, d = self.tokens, self.dim
+        return [accumulate("Σₙ K⊙V", timesteps * min(rates["k"], rates["v"]) * n * d, d)], {}
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"Σ_n K⊙V per channel": (heads["k"] * heads["v"]).sum(-2).mean(0)}  # [H, D_H]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..snn.registry import NeuronFactory
-from .base import AttentionOp, ProjectedAttention
+from .base import AttentionOp, AttentionWork, ProjectedAttention, dense_product
 from .registry import register_attention
 
 
@@ -37,6 +37,16 @@ class SoftmaxAttention(ProjectedAttention):
         n, d = self.tokens, self.dim
         return [AttentionOp("Q·Kᵀ, A·V", "MAC", 2 * n * n * d, None, timesteps * 2 * n * n * d)], {}
 
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        return dense_attention_work(timesteps, self.tokens, self.dim, self.num_heads), {}
+
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         q, k = heads["q"], heads["k"]
         return {"softmax(Q·Kᵀ/√D_H)": F.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1).mean(0)}
+
+
+def dense_attention_work(timesteps: int, tokens: int, dim: int, heads: int) -> list[AttentionWork]:
+    """Q·Kᵀ into the H·N² map A, then A·V, on real values: N²·D MACs each per timestep (softmax uncharged)."""
+    t, n, d, h = timesteps, tokens, dim, heads
+    return [dense_product("Q·Kᵀ → A", t * n * n * d, t * h * n * n, h * n * n),
+            dense_product("A·V", t * n * n * d, t * n * d, h * n * n)]  # fmt: skip

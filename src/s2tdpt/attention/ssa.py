@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate
 from .registry import register_attention
 
 ORDERS = ("kv_first", "qk_first")
@@ -46,6 +46,16 @@ class SSA(SpikingAttention):
         if self.order == "qk_first":
             return [AttentionOp("Q·Kᵀ, ·V", "AC", n * n * d, None, t * n * n * d * (r["q"] + r["v"]))], {}
         return [AttentionOp("Kᵀ·V, Q·", "AC", n * d * dh, None, t * n * d * dh * (r["q"] + min(r["k"], r["v"])))], {}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """Kᵀ·V first: coincident K, V spikes accumulate into H·D_H² sums, each Q spike reads a row of them into its
+        output; ``qk_first``: each Q spike adds into the H·N² map A, each V spike reads a column of A."""
+        t, n, d, h, dh, r = timesteps, self.tokens, self.dim, self.num_heads, self.head_dim, rates
+        if self.order == "qk_first":
+            return [accumulate("Q·Kᵀ → A", t * r["q"] * n * n * d, h * n * n),
+                    accumulate("A·V", t * r["v"] * n * n * d, h * n * n)], {}  # fmt: skip
+        return [accumulate("Kᵀ·V", t * min(r["k"], r["v"]) * n * d * dh, h * dh * dh),
+                accumulate("Q·(KᵀV)", t * r["q"] * n * d * dh, h * dh * dh)], {}  # fmt: skip
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"Q·Kᵀ": (heads["q"] @ heads["k"].transpose(-2, -1)).mean(0)}

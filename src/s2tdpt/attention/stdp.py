@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from .base import AttentionOp, SpikingAttention
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate, dense_product
 from .registry import register_attention
 from .synapse import (
     Crossbar,
@@ -454,6 +454,29 @@ class STDPAttention(OnSynapses, SpikingAttention):
             lines.append(AttentionOp("STDP kernel lookups", "AC", h * n * n, None, kernel))
         linear = dict(ac_ops=counts + t * r["v"] * n * d, mac_ops=t * h * (dh + 1) ** 2 * dh, kernel_lookups=kernel)
         return lines, {"kernel_lookups": kernel, "linear_form": linear}
+
+    def memory_work(self, timesteps: int, rates: dict[str, float]) -> tuple[list[AttentionWork], dict]:
+        """The exact linear form as it runs: Q and K spikes counted per token (2·H·N counters of
+        ⌈log2(D_H+1)⌉ bits), each V spike added into its key count's bucket (H·(D_H+1)·D_H sums), the
+        (D_H+1)² table h (stored like weights: it depends on the learned parameters only) times the buckets,
+        and each query's row of the result gathered. Beside it (``info["dense_a"]``), the paper's dense form:
+        H·N² table lookups written into A, and each V spike adding a column of A."""
+        t, n, d, h, dh, r = timesteps, self.tokens, self.dim, self.num_heads, self.head_dim, rates
+        count_bits = max(1, math.ceil(math.log2(dh + 1)))
+        counts = accumulate("spike counts r_Q, r_K", t * (r["q"] + r["k"]) * n * d, 2 * h * n, count_bits)
+        buckets = h * (dh + 1) * dh
+        linear = [
+            counts,
+            accumulate("buckets S (V by key count)", t * r["v"] * n * d, buckets),
+            dense_product("table h × S", t * h * (dh + 1) ** 2 * dh, t * buckets, buckets + h * (dh + 1) ** 2),
+            AttentionWork("gather R[r_Q(i)]", reads=t * (n * d + h * n), writes=t * n * d, words=buckets),
+        ]
+        dense_a = [
+            counts,
+            AttentionWork("A = h[r_Q, r_K]", reads=t * h * n * n, writes=t * h * n * n, words=h * n * n),
+            accumulate("A·V", t * r["v"] * n * n * d, h * n * n),
+        ]
+        return linear, {"dense_a": dense_a}
 
     def maps(self, heads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The per-head STDP matrix A (dense reference) and the spike counts r_Q, r_K that determine it."""

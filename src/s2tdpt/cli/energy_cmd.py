@@ -1,4 +1,5 @@
-"""``s2tdpt energy``: theoretical compute energy per image (S²TDPT Eq. 29, rules of specs/energy.md §4)."""
+"""``s2tdpt energy``: theoretical compute energy per image (S²TDPT Eq. 29, rules of specs/energy.md §4) and the
+memory-aware estimate beside it (``analysis/memory_energy.py``, docs/energy.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 
 from ..analysis.energy import E_AC_PJ, E_MAC_PJ, estimate_energy
 from ..analysis.firing import measure_rates
+from ..analysis.memory_energy import MemoryCosts, break_even, memory_aware_energy
 from ..data.datasets import list_datasets
 from ..data.loaders import build_test_loader
 from ..engine.distributed import resolve_device
@@ -20,7 +22,12 @@ DESCRIPTION = """Theoretical compute energy per image (45 nm: E_MAC = 4.6 pJ, E_
 MACs for the first conv (T times by default) and the head, synaptic operations rate·T·FLOPs for every spike-driven
 conv/linear, and the attention's own operations per mechanism. A spiking model's energy depends on its firing
 rates: give a trained --checkpoint (rates are measured on --num-images test images of its dataset, or of
---dataset) or assume one rate everywhere with --assume-rate. The ANN baseline needs neither."""
+--dataset) or assume one rate everywhere with --assume-rate. The ANN baseline needs neither.
+
+Beside it, a memory-aware estimate (Lemaire et al., ICONIP 2022): arithmetic plus an SRAM access for every weight,
+potential, bias and spike read or written, priced by memory size (docs/energy.md), and the break-even spike rate
+below which the model would use less energy than the same architecture as an ANN quantised to ceil(log2(T+1))
+bits. Both are estimates of a model of a chip, not measurements."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,9 +47,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lenient", action="store_true", help="non-spike inputs: AC at their mean value, not MAC × T")
     p.add_argument("--charge-kernel", action="store_true", help="STDP: charge the kernel lookups T·H·N² as AC")
     p.add_argument("--paper-literal", action="store_true", help="STDP: charge W·V only (the paper's FLOPs_attn)")
+    p.add_argument(
+        "--mem-cost",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a constant of the memory-aware model (repeatable), e.g. weight_bits=4 or "
+        "e_add_pj=0.03; keys: " + ", ".join(f"{k} ({v:g})" for k, v in _defaults().items()),
+    )
     p.add_argument("--device", default="cpu", help="device for measuring rates (default cpu)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=run)
+
+
+def _defaults() -> dict[str, float]:
+    from dataclasses import asdict  # noqa: PLC0415
+
+    return asdict(MemoryCosts())
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -59,6 +79,7 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in (("--e-mac", args.e_mac), ("--e-ac", args.e_ac)):
         if value < 0:
             raise ValueError(f"{flag} is an energy per operation in pJ and cannot be negative, got {value}")
+    MemoryCosts.from_overrides(args.mem_cost)  # an unknown key or a bad value fails before any work
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     )
     out = report.to_dict()
     out.update(model=args.model or ckpt["train_config"].get("model"), rates_from=source, params=_params(model))
+    costs = MemoryCosts.from_overrides(args.mem_cost)
+    settings = dict(first_conv_times_t=not args.first_conv_once, strict=not args.lenient)
+    memory = memory_aware_energy(model, monitor, costs, assume_rate=args.assume_rate, **settings)
+    even = break_even(model, monitor, costs, memory if args.assume_rate is None else None, **settings)
+    out.update(memory_aware_mj=memory.mj, memory_aware=memory.to_dict(), break_even_rate=even.pop("break_even_rate"),
+               break_even=even)  # fmt: skip
     if args.json:
         print(json.dumps(out))
         return 0
@@ -117,17 +144,39 @@ def _params(model: torch.nn.Module) -> int:
 
 
 def _print_table(r: dict) -> None:
-    s = r["settings"]
+    s, mem = r["settings"], r["memory_aware"]
     print(f"{r['model']} · {r['settings']['attention']} · T = {r['timesteps']} · rates: {r['rates_from']}")
-    print(f"theoretical compute energy (45 nm), E_MAC = {r['e_mac_pj']} pJ, E_AC = {r['e_ac_pj']} pJ; first conv "
-          f"charged {'T times' if s['first_conv_times_t'] else 'once'}")  # fmt: skip
-    width = max(len(x["layer"]) for x in r["layers"])
-    print(f"{'layer':<{width}}  kind  {'FLOPs/step':>14}  {'rate':>6}  {'ops':>14}  {'µJ':>9}")
-    for x in r["layers"]:
+    print(f"Eq. 29: theoretical compute energy (45 nm), E_MAC = {r['e_mac_pj']} pJ, E_AC = {r['e_ac_pj']} pJ; first "
+          f"conv charged {'T times' if s['first_conv_times_t'] else 'once'}. memory-aware: arithmetic + SRAM "
+          f"accesses (Lemaire et al. 2022; docs/energy.md)")  # fmt: skip
+    mem_uj = {x["layer"]: x["uj"] for x in mem["layers"]}
+    eq29 = {x["layer"]: x for x in r["layers"]}
+    rows = list(eq29) + [name for name in mem_uj if name not in eq29]  # Eq. 29's lines, then neurons and attention
+    width = max(len(x) for x in rows)
+    print(f"{'layer':<{width}}  kind  {'FLOPs/step':>14}  {'rate':>6}  {'ops':>14}  {'Eq.29 µJ':>9}  {'memory µJ':>10}")
+    for name in rows:
+        x, m = eq29.get(name), mem_uj.get(name)
+        m_txt = f"{m:>10.3f}" if m is not None else f"{'–':>10}"
+        if x is None:
+            print(f"{name:<{width}}  {'':<4}  {'':>14}  {'':>6}  {'':>14}  {'–':>9}  {m_txt}")
+            continue
         rate = f"{x['rate']:.3f}" if x["rate"] is not None else "–"
-        print(f"{x['layer']:<{width}}  {x['kind']:<4}  {x['flops']:>14,.0f}  {rate:>6}  {x['ops']:>14,.0f}  "
-              f"{x['energy_uj']:>9.3f}")  # fmt: skip
-    print(f"total: {r['mac_ops']:,.0f} MAC + {r['ac_ops']:,.0f} AC = {r['energy_mj']:.4f} mJ per image")
+        print(f"{name:<{width}}  {x['kind']:<4}  {x['flops']:>14,.0f}  {rate:>6}  {x['ops']:>14,.0f}  "
+              f"{x['energy_uj']:>9.3f}  {m_txt}")  # fmt: skip
+    print(f"Eq. 29 total: {r['mac_ops']:,.0f} MAC + {r['ac_ops']:,.0f} AC = {r['energy_mj']:.4f} mJ per image")
+    parts = ", ".join(f"{k} {v:.4f}" for k, v in mem["parts_mj"].items() if v)
+    print(f"memory-aware total: {r['memory_aware_mj']:.4f} mJ per image ({parts})")
+    even = r["break_even"]
+    if r["break_even_rate"] is not None:
+        line = (f"break-even spike rate vs the same model as a {even['qnn_activation_bits']}-bit ANN "
+                f"({even['qnn_mj']:.4f} mJ): {r['break_even_rate']:.4f}")  # fmt: skip
+        if "effective_rate" in even:
+            side = "below" if even["effective_rate"] < r["break_even_rate"] else "above"
+            line += (f"; this model's rates amount to a uniform {even['effective_rate']:.4f} ({side} it; mean input "
+                     f"spike rate {even['mean_spike_rate']:.4f})")  # fmt: skip
+        print(line)
+    elif "reason" in even:
+        print(f"break-even spike rate: none ({even['reason']})")
     if "stdp_linear_form" in r:
         lf = r["stdp_linear_form"]
         print(f"STDP exact linear form, its own operations: {lf['attention_mac_ops']:,.0f} MAC + "

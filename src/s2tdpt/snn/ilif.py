@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from .base import Neuron, run_steps
-from .registry import register_neuron
+from .registry import NeuronOps, register_neuron
 from .surrogate import integer_spike
 
 
@@ -71,6 +71,12 @@ class IntegerLIFNode(Neuron):
 
     def dynamics_args(self) -> tuple:
         return (self.tau, self.v_threshold, self.max_count)
+
+    def update_ops(self) -> NeuronOps:
+        """Charge ``V + (x − V)·(1/τ)``: 1 mul, 2 adds; ``q = H·(1/V_th)``: 1 mul; the count
+        ``clamp(round(q), 0, D)``: 1 add (round half up) + 2 compares; soft reset ``(q − c)·V_th``: 1 add, 1 mul.
+        One state word."""
+        return NeuronOps(mul=3, add=6, state=1)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if self.expand:

@@ -33,7 +33,7 @@ from torch import nn
 
 from . import compiled
 from .base import Neuron, run_steps
-from .registry import register_neuron
+from .registry import NeuronOps, register_neuron
 from .surrogate import spike
 
 Charge = Literal["decay_input", "paper"]
@@ -75,6 +75,15 @@ def lif_step(x: torch.Tensor, v: torch.Tensor, p: LIFParams) -> tuple[torch.Tens
     else:
         v_next = p.beta * h * (1.0 - s_reset) + p.v_reset * s_reset  # Eq. 9
     return s, v_next
+
+
+def lif_update_ops(p: LIFParams, thresholds: int = 1) -> NeuronOps:
+    """:func:`lif_step` per neuron and step, in the cheapest form of its charge: decay_input
+    ``V + (x − (V − V_reset))·(1/τ)`` is 1 mul + 2 adds (+1 add with V_reset ≠ 0); the paper's ``x + V`` then
+    ``β·H`` after the reset is 1 add + 1 mul. Each threshold compare is an add; the hard reset is a select (free).
+    One state word, read and written back."""
+    add = 2 + (p.v_reset != 0) if p.charge == "decay_input" else 1
+    return NeuronOps(mul=1, add=add + thresholds, state=1)
 
 
 def lif_multistep(x_seq: torch.Tensor, p: LIFParams) -> torch.Tensor:
@@ -160,6 +169,9 @@ class LIFNode(Neuron):
     def dynamics_args(self) -> tuple:
         return (self.p,)
 
+    def update_ops(self) -> NeuronOps:
+        return lif_update_ops(self.p)
+
     def initial_state(self, x: torch.Tensor) -> torch.Tensor:
         return torch.full_like(x, self.p.v_reset, dtype=torch.float32)
 
@@ -196,6 +208,9 @@ class TernaryLIFNode(nn.Module):
     def __init__(self, **params) -> None:
         super().__init__()
         self.p = LIFParams(**params)
+
+    def update_ops(self) -> NeuronOps:
+        return lif_update_ops(self.p, thresholds=2)  # +V_th and −V_th
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         p = self.p

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .base import Neuron
-from .registry import register_neuron
+from .registry import NeuronOps, register_neuron
 from .surrogate import spike
 
 
@@ -56,6 +56,11 @@ class ParametricLIFNode(Neuron):
         s = spike(h - v_threshold, alpha)  # fire
         fired = s.detach()  # reset, spike detached
         return s, h * (1.0 - fired) + v_reset * fired
+
+    def update_ops(self) -> NeuronOps:
+        """``V + k·(x − (V − V_reset))`` with k = sigmoid(w) computed once per layer: 1 mul, 2 adds (+1 with
+        V_reset ≠ 0); the threshold compare 1 add; the reset a select. One state word."""
+        return NeuronOps(mul=1, add=3 + (self.v_reset != 0), state=1)
 
     def dynamics_args(self) -> tuple:
         return (self.w.clamp(-self.W_RANGE, self.W_RANGE), self.v_threshold, self.v_reset, self.surrogate_alpha)

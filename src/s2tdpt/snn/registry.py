@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
@@ -29,14 +29,29 @@ BACKENDS = ("fused", "torch", "compiled")
 _NEURONS: dict[str, type[nn.Module]] = {}
 
 
+class NeuronOps(NamedTuple):
+    """Work of one neuron's state update in one time step, for the memory-aware energy model.
+
+    ``mul`` and ``add`` count the arithmetic of the neuron's dynamics (a compare with the threshold is an add; a
+    select, e.g. a hard reset, is free); ``state`` the state words read and written back (0: stateless).
+    """
+
+    mul: float
+    add: float
+    state: int
+
+
 def register_neuron(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register a neuron under ``name``. The class sets ``emits`` (one of :data:`EMITS`)."""
+    """Class decorator: register a neuron under ``name``. The class sets ``emits`` (one of :data:`EMITS`) and
+    defines ``update_ops() -> NeuronOps`` (its state update, counted for the energy model)."""
 
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _NEURONS:
             raise ValueError(f"neuron {name!r} is already registered")
         if getattr(cls, "emits", None) not in EMITS:
             raise ValueError(f"neuron {name!r} must declare emits = one of {EMITS}")
+        if not callable(getattr(cls, "update_ops", None)):
+            raise ValueError(f"neuron {name!r} must define update_ops() -> NeuronOps (see s2tdpt/snn/registry.py)")
         _NEURONS[name] = cls
         cls.neuron_name = name
         return cls

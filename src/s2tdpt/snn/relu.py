@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_neuron
+from .registry import NeuronOps, register_neuron
 
 
 @register_neuron("relu")
@@ -16,6 +16,10 @@ class ReLUNeuron(nn.ReLU):
 
     def __init__(self) -> None:
         super().__init__()
+
+    def update_ops(self) -> NeuronOps:
+        """``max(x, 0)``: one compare per element, no state."""
+        return NeuronOps(mul=0, add=1, state=0)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         return torch.relu(x_seq)
