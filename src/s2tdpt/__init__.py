@@ -1,11 +1,16 @@
 """S²TDPT: the Spiking STDP Transformer (Mondal & Kumar, arXiv 2511.14691) with exact linear-time STDP attention.
 
 Top-level names are imported lazily, so ``s2tdpt --help`` and the command's start-up do not pay for PyTorch twice.
+The named models join timm's registry when timm is imported, before or after this package
+(``timm.create_model("s2tdpt_4_384")``; :mod:`s2tdpt.models.timm_models`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
@@ -18,6 +23,7 @@ _EXPORTS = {
     "list_attentions": "s2tdpt.attention",
     "stdp_attention": "s2tdpt.attention",
     "stdp_attention_dense": "s2tdpt.attention",
+    "load_pretrained": "s2tdpt.engine.pretrained",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -27,3 +33,35 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 's2tdpt' has no attribute {name!r}")
+
+
+def _register_with_timm() -> None:
+    from .models import timm_models
+
+    timm_models.register()
+
+
+class _AfterTimmImport(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``timm`` is first imported, it lets the normal finder load it, then registers."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "timm":
+            return None
+        sys.meta_path.remove(self)  # one use; the lookup below must not come back here
+        spec = importlib.util.find_spec("timm")
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            load(module)
+            _register_with_timm()
+
+        spec.loader.exec_module = exec_module  # on this spec's loader object only
+        return spec
+
+
+if "timm" in sys.modules:
+    _register_with_timm()
+elif not any(isinstance(f, _AfterTimmImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterTimmImport())

@@ -222,6 +222,8 @@ def memory_aware_energy(
     if eq29 is None:
         eq29 = estimate_energy(model, monitor, first_conv_times_t=first_conv_times_t, strict=strict,
                                assume_rate=assume_rate)  # fmt: skip
+    # a dense layer's output feeds a membrane in an SNN, a real activation in an ANN
+    out_bits = c.state_bits if neuron_emits(model.config.neuron) != "real" else c.activation_bits
     lines: list[WorkLine] = []
     for op in eq29.lines:
         st = monitor.layers.get(op.layer)
@@ -231,7 +233,7 @@ def memory_aware_energy(
             lines.append(synaptic_layer(op.layer, st, op.ops, op.rate, t, c))
         else:
             steps = round(op.ops / op.flops) if op.flops else 0
-            lines.append(dense_layer(op.layer, st, steps, c.activation_bits, c.state_bits, c))
+            lines.append(dense_layer(op.layer, st, steps, c.activation_bits, out_bits, c))
     for name, ns in monitor.neurons.items():
         rate = ns.out.rate if assume_rate is None else assume_rate
         lines.append(neuron_layer(name, ns, ns.steps, rate, c))

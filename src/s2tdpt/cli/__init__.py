@@ -1,4 +1,4 @@
-"""The ``s2tdpt`` command line: ``s2tdpt train | eval | energy | explain | bench``.
+"""The ``s2tdpt`` command line: ``s2tdpt train | eval | energy | explain | export | compare | bench``.
 
 Only the chosen command's module is imported, so ``s2tdpt --help`` and ``s2tdpt --version`` need no PyTorch.
 A user's mistake or a problem of the environment (missing data, a full disk) is one line, ``s2tdpt CMD: error: ...``,
@@ -25,6 +25,8 @@ COMMANDS = {
     "eval": ("eval_cmd", "evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix"),
     "energy": ("energy_cmd", "theoretical energy per image, per layer"),
     "explain": ("explain_cmd", "Grad-CAM and spike-firing-rate maps per image, attention maps"),
+    "export": ("export_cmd", "export weights (safetensors + config.json) or an ONNX model"),
+    "compare": ("compare_cmd", "compare runs: config differences, top-1, speed, energy; one plot of their curves"),
     "bench": ("bench_cmd", "run a benchmark: train-step, budget"),
 }
 INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT

@@ -10,6 +10,7 @@ from ..data.loaders import limit
 from ..data.registry import DatasetInfo, build_datasets, dataset_options
 from ..data.transforms import build_transform
 from ..engine.checkpoint import load_checkpoint
+from ..engine.pretrained import load_weights
 from ..models import S2TDPT, S2TDPTConfig
 from ..models.factory import with_synapse
 
@@ -25,7 +26,7 @@ def model_from_checkpoint(path: str, synapse: str | dict | None = None) -> tuple
     if synapse is not None:
         config = with_synapse(config, synapse)
     model = S2TDPT(config)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], f"the weights of {path}")
     return model, ckpt
 
 

@@ -64,10 +64,21 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and check an s2tdpt checkpoint (weights-only unpickling: tensors and plain containers)."""
+    """Load and check an s2tdpt checkpoint (weights-only unpickling: tensors and plain containers).
+
+    An exported weights folder (``s2tdpt export``) or a hub id (``hf-hub:user/repo``) loads as a checkpoint without
+    optimiser state (:func:`s2tdpt.engine.pretrained.read_pretrained`).
+    """
+    from .pretrained import HUB_PREFIX, is_pretrained_folder, read_pretrained
+
+    if str(path).startswith(HUB_PREFIX) or is_pretrained_folder(path):
+        return read_pretrained(path)
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; pass a checkpoint file such as {path / 'best.pt'}")
+        raise CheckpointError(
+            f"{path} is a folder but neither a weights folder written by `s2tdpt export` nor a checkpoint; pass a "
+            f"checkpoint file such as {path / 'best.pt'}"
+        )
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:

@@ -118,6 +118,8 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda when present), cpu, cuda, cuda:1, ...")
     seed: int = _f(0, "random seed (data order, augmentation, initialisation)")
     out: str | None = _f(None, "run folder; default runs/<time>-<dataset>-<model>")
+    tensorboard: bool = _f(False, "also log each epoch's metrics for TensorBoard (in <run>/tensorboard; needs the "
+                           "tensorboard extra: pip install 's2tdpt[tensorboard]')")  # fmt: skip
 
     def __post_init__(self) -> None:
         """Coerce what is unambiguous (``"5e-4"`` → 5e-4, ``2.0`` → 2), reject the rest, resolve the defaults."""

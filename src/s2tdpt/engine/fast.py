@@ -52,12 +52,27 @@ def prepare_inference(model: nn.Module) -> nn.Module:
     return ready
 
 
+def configure_inductor(device: torch.device) -> None:
+    """Inductor settings for compiling a spiking model on ``device``.
+
+    On CUDA, layout optimisation (Inductor converting convolutions to channels-last and propagating the layout)
+    made compiled spiking networks slower than eager — 0.8× in SpikingJelly issue #753, fixed there by turning
+    it off — because the many elementwise neuron kernels between the convolutions then run on permuted tensors.
+    It is turned off for CUDA here too; the CPU path was measured with it as it is (BENCHMARKS.md).
+    """
+    if torch.device(device).type == "cuda":
+        import torch._inductor.config as inductor_config  # imported here: `import s2tdpt` stays light
+
+        inductor_config.layout_optimization = False
+
+
 def compile_training(net: nn.Module) -> nn.Module:
     """``net`` under ``torch.compile`` for training steps: the same parameters, the same function (tested).
 
     Static shapes: training batches have one size (the loaders drop the last partial batch). Evaluate the
     uncompiled module: eval mode and other batch sizes would each compile another graph.
     """
+    configure_inductor(next(net.parameters()).device)
     return torch.compile(net, dynamic=False)
 
 
@@ -77,6 +92,7 @@ class CompiledInference(nn.Module):
         compiled.require(next(model.parameters()).device.type, "compiled inference (s2tdpt eval --compile)")
         self.model = prepare_inference(model)
         self.config = getattr(model, "config", None)
+        configure_inductor(next(model.parameters()).device)
         # kept out of the module tree: it wraps self.model, whose parameters are registered once already
         self.__dict__["_graph"] = torch.compile(self.model, dynamic=False)
         self._batch: int | None = None

@@ -1,4 +1,5 @@
-"""The run folder: resolved config, metrics.csv, train.log, final.json, checkpoints. Only rank 0 writes.
+"""The run folder: resolved config, metrics.csv and its picture curves.png, train.log, final.json, checkpoints (and,
+with ``tensorboard``, TensorBoard event files). Only rank 0 writes.
 
 A run folder is never overwritten: a new run refuses a folder that holds any run file, every file is replaced
 atomically (temporary file, then rename), and a write that fails (a full disk, a read-only folder) stops the run
@@ -25,6 +26,7 @@ import yaml
 
 from .checkpoint import atomic_torch_save, atomic_write, load_checkpoint
 from .config import ConfigError, TrainConfig
+from .curves import plot_runs, read_metrics
 
 METRIC_COLUMNS = (
     "epoch",
@@ -104,6 +106,25 @@ class RunDir:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.start_note = ""  # what `start` did, for the log: resumed after epoch N, restarted
+        self._tensorboard = None  # a SummaryWriter, when asked for
+
+    @staticmethod
+    def check_tensorboard() -> None:
+        """Before any work: the TensorBoard writer can be imported (ConfigError saying what to install if not)."""
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError(
+                "tensorboard: true needs the tensorboard package: pip install 's2tdpt[tensorboard]' (or drop "
+                "--tensorboard)"
+            )
+
+    def log_to_tensorboard(self) -> None:
+        """Also write each epoch's metrics as TensorBoard scalars under ``<run>/tensorboard``."""
+        if self.path:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(log_dir=str(self.path / "tensorboard"))
 
     # --- before any work: nothing is written
     @staticmethod
@@ -230,6 +251,13 @@ class RunDir:
         w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
         with self._writing("metrics.csv"), open(file, "a", newline="") as f:
             f.write(buf.getvalue())  # one write: a crash leaves at most a partial last line, dropped on resume
+        with self._writing("curves.png"):
+            plot_runs({self.path.name: read_metrics(file)}, self.path / "curves.png", title=self.path.name)
+        if self._tensorboard is not None:
+            for key in METRIC_COLUMNS[1:]:
+                if isinstance(row.get(key), (int, float)):
+                    self._tensorboard.add_scalar(key, row[key], global_step=int(row["epoch"]))
+            self._tensorboard.flush()
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """On resume: drop rows of epochs after the checkpoint (written before a crash, not in the weights)."""

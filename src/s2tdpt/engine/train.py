@@ -135,6 +135,8 @@ def _train(
         compile=resolve_compile(cfg.compile, lif_backend, device, ctx.world_size),
     )
     ckpt = RunDir.prepare(run_path, bool(resume), ctx.is_main)  # checks only; None: a new run or no checkpoint yet
+    if cfg.tensorboard:
+        RunDir.check_tensorboard()
 
     # --- data, model, optimisation (the run folder is created once they were built without error)
     seed_everything(cfg.seed, 0)  # identical initialisation on every rank
@@ -147,6 +149,8 @@ def _train(
     if cfg.init and not ckpt:  # a resumed run continues from its own checkpoint instead
         load_initial_weights(model, cfg.init)
     run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
+    if cfg.tensorboard:
+        run.log_to_tensorboard()
     log = setup_logging(run, ctx.is_main)
     params = sum(p.numel() for p in model.parameters())
     net = model
