@@ -64,7 +64,7 @@ def paper_rows() -> None:
               f"{_parts(r)} | {bits} | {qnn} | {_rate(r['break_even_rate'])} |")  # fmt: skip
 
 
-def run_rows(runs: list[str], num_images: int) -> None:
+def run_rows(runs: list[str], num_images: int, data_dir: str | None = None) -> None:
     print(
         "| run | attention | neuron | test top-1 | Eq. 29 (µJ) | memory-aware (µJ) | weights / potentials / "
         "attention % | QNN (µJ) | break-even rate | effective rate | mean input spike rate |"
@@ -73,9 +73,10 @@ def run_rows(runs: list[str], num_images: int) -> None:
     for run in runs:
         folder = Path(run)
         ckpt = folder / "best.pt" if (folder / "best.pt").exists() else folder / "last.pt"
-        r = energy_json(["--checkpoint", str(ckpt), "--num-images", str(num_images)])
+        r = energy_json(["--checkpoint", str(ckpt), "--num-images", str(num_images)]
+                        + (["--data-dir", data_dir] if data_dir else []))  # fmt: skip
         final = json.loads((folder / "final.json").read_text()) if (folder / "final.json").exists() else {}
-        top1 = final.get("best_top1", final.get("top1"))
+        top1 = final.get("final_test_top1")
         even = r["break_even"]
         cfg = r["settings"]
         neuron = _neuron(folder)
@@ -101,11 +102,12 @@ def main() -> None:
     ap.add_argument("--paper", action="store_true", help="Table 3's models at the paper's implied rates")
     ap.add_argument("--runs", nargs="*", default=[], help="run folders (best.pt or last.pt, final.json)")
     ap.add_argument("--num-images", type=int, default=1000, help="test images to measure rates on (default 1000)")
+    ap.add_argument("--data-dir", help="the runs' dataset folder, where it moved since training")
     args = ap.parse_args()
     if args.paper:
         paper_rows()
     if args.runs:
-        run_rows(sorted(args.runs), args.num_images)
+        run_rows(sorted(args.runs), args.num_images, args.data_dir)
 
 
 if __name__ == "__main__":

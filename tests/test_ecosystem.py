@@ -109,6 +109,8 @@ def test_the_hub_fails_clearly_offline_and_push_keeps_the_folder(tiny_run, tmp_p
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(CheckpointError, match="cannot download 'nobody/nothing' from the Hugging Face Hub"):
         load_pretrained("hf-hub:nobody/nothing")
+    with pytest.raises(CheckpointError, match="not an exported weights folder"):  # no prefix: a local path, not sent
+        load_pretrained("nobody/nothing")
 
     import huggingface_hub
 
@@ -139,6 +141,12 @@ def test_the_hub_fails_clearly_offline_and_push_keeps_the_folder(tiny_run, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------------------ ONNX
+
+
+def test_onnx_export_without_the_extra_says_what_to_install(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    assert main(["export", str(tiny_run.path / "best.pt"), "--format", "onnx", "--out", str(tmp_path / "o")]) == 1
+    assert "pip install 's2tdpt[onnx]'" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_onnx_export_matches_pytorch_on_a_firing_network(tiny_run, tmp_path):
@@ -186,10 +194,7 @@ def test_every_run_draws_its_curves_each_epoch(tiny_run, tmp_path):
 
 
 def test_tensorboard_logs_each_epoch_or_says_what_to_install(image_folder, tmp_path, monkeypatch, capsys):
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else real_find_spec(n, *a)
-    )
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     assert main(tiny_args(image_folder, tmp_path / "none", "--epochs", "1", "--tensorboard")) == 1
     assert "pip install 's2tdpt[tensorboard]'" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()  # refused before the run folder was made

@@ -36,25 +36,40 @@ def __getattr__(name: str):
 
 
 def _register_with_timm() -> None:
-    from .models import timm_models
+    # runs while `import timm` completes: a failure here must not break timm (or training, which imports it)
+    try:
+        from .models import timm_models
 
-    timm_models.register()
+        timm_models.register()
+    except Exception as e:  # noqa: BLE001 - any failure is reported, none propagates into timm's import
+        import warnings
+
+        warnings.warn(f"s2tdpt could not register its models with timm: {type(e).__name__}: {e}", stacklevel=2)
 
 
 class _AfterTimmImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: when ``timm`` is first imported, it lets the normal finder load it, then registers."""
+    """Finds nothing itself: on each lookup of ``timm`` it asks the other finders and wraps the loader so that the
+    models register once timm has loaded. It stays installed until then: a mere ``find_spec("timm")`` probe (some
+    libraries run one) loads nothing and must not use it up."""
+
+    _looking = False
 
     def find_spec(self, name, path, target=None):
-        if name != "timm":
+        if name != "timm" or self._looking:
             return None
-        sys.meta_path.remove(self)  # one use; the lookup below must not come back here
-        spec = importlib.util.find_spec("timm")
+        self._looking = True  # the lookup below passes through sys.meta_path again
+        try:
+            spec = importlib.util.find_spec("timm")
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         load = spec.loader.exec_module
 
         def exec_module(module) -> None:
             load(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             _register_with_timm()
 
         spec.loader.exec_module = exec_module  # on this spec's loader object only

@@ -27,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from ..snn.registry import neuron_emits
-from .firing import FiringRateMonitor
+from .firing import FiringRateMonitor, branch_rates
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -173,8 +173,8 @@ def estimate_energy(
     extra: dict[str, Any] = {}
     linear_mac = linear_ac = 0.0
     has_linear = False
-    for name, branches in monitor.attention.items():
-        rates = {b: (s.rate if assume_rate is None else assume_rate) for b, s in branches.items()}
+    for name in monitor.attention:
+        rates = branch_rates(monitor, name, assume_rate)
         mechanism = model.get_submodule(name)  # it describes its own operations
         charged, info = mechanism.energy_ops(t, rates, charge_kernel=charge_kernel, paper_literal=paper_literal)
         for op in charged:

@@ -203,6 +203,11 @@ class FiringRateMonitor:
         self._handles.clear()
 
 
+def branch_rates(monitor: FiringRateMonitor, name: str, assume_rate: float | None = None) -> dict[str, float]:
+    """The rate of each branch (Q, K, V) of the attention ``name`` as observed, or ``assume_rate`` for all."""
+    return {b: (s.rate if assume_rate is None else assume_rate) for b, s in monitor.attention.get(name, {}).items()}
+
+
 @torch.no_grad()
 def measure_rates(model: nn.Module, batches, device: torch.device | str = "cpu", max_images: int | None = None):
     """Run ``model`` (eval mode) over ``(images, labels)`` batches (images or frames) under a monitor."""

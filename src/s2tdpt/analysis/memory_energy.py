@@ -30,8 +30,8 @@ from torch import nn
 
 from ..attention.softmax import dense_attention_work
 from ..snn.registry import create_neuron, neuron_emits
-from .energy import EnergyReport, estimate_energy
-from .firing import FiringRateMonitor
+from .energy import estimate_energy
+from .firing import FiringRateMonitor, branch_rates
 
 #: Horowitz (ISSCC 2014), 45 nm: energy of a 64-bit SRAM read by memory size — (bytes, pJ)
 SRAM_POINTS = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
@@ -197,10 +197,6 @@ class MemoryReport:
         return dict(mj=self.mj, parts_mj=self.parts_mj(), costs=asdict(self.costs), layers=layers, **self.extra)
 
 
-def _branch_rates(monitor: FiringRateMonitor, name: str, assume_rate: float | None) -> dict[str, float]:
-    return {b: (s.rate if assume_rate is None else assume_rate) for b, s in monitor.attention.get(name, {}).items()}
-
-
 def memory_aware_energy(
     model: nn.Module,
     monitor: FiringRateMonitor,
@@ -209,19 +205,18 @@ def memory_aware_energy(
     assume_rate: float | None = None,
     first_conv_times_t: bool = True,
     strict: bool = True,
-    eq29: EnergyReport | None = None,
 ) -> MemoryReport:
     """Memory-aware energy per image of ``model`` from what ``monitor`` observed (rates, shapes, neurons).
 
-    The layers are classified as in Eq. 29 (``eq29``, computed with the same settings when not given): its AC
-    lines are spike-driven, its MAC lines dense. ``assume_rate`` replaces every spike rate (inputs, neuron
-    outputs, attention branches) by one value.
+    The layers are classified as in Eq. 29 (computed with the same settings): its AC lines are spike-driven, its
+    MAC lines dense. ``assume_rate`` replaces every spike rate (inputs, neuron outputs, attention branches) by
+    one value. Integer spike counts are k events for a count k, as in Eq. 29.
     """
     c = costs or MemoryCosts()
     t = model.config.timesteps
-    if eq29 is None:
-        eq29 = estimate_energy(model, monitor, first_conv_times_t=first_conv_times_t, strict=strict,
-                               assume_rate=assume_rate)  # fmt: skip
+    eq29 = estimate_energy(
+        model, monitor, first_conv_times_t=first_conv_times_t, strict=strict, assume_rate=assume_rate
+    )
     # a dense layer's output feeds a membrane in an SNN, a real activation in an ANN
     out_bits = c.state_bits if neuron_emits(model.config.neuron) != "real" else c.activation_bits
     lines: list[WorkLine] = []
@@ -235,11 +230,11 @@ def memory_aware_energy(
             steps = round(op.ops / op.flops) if op.flops else 0
             lines.append(dense_layer(op.layer, st, steps, c.activation_bits, out_bits, c))
     for name, ns in monitor.neurons.items():
-        rate = ns.out.rate if assume_rate is None else assume_rate
-        lines.append(neuron_layer(name, ns, ns.steps, rate, c))
+        measured = ns.out.mean_abs if ns.emits == "counts" else ns.out.rate  # a count k: k spikes on the wire
+        lines.append(neuron_layer(name, ns, ns.steps, measured if assume_rate is None else assume_rate, c))
     extra: dict[str, Any] = {}
     for name in monitor.attention:
-        work, info = model.get_submodule(name).memory_work(t, _branch_rates(monitor, name, assume_rate))
+        work, info = model.get_submodule(name).memory_work(t, branch_rates(monitor, name, assume_rate))
         lines.extend(attention_lines(name, work, c))
         if "dense_a" in info:  # STDP: the paper's dense A in place of the linear form, for comparison
             dense = sum(x.pj for x in attention_lines(name, info["dense_a"], c))
@@ -280,17 +275,18 @@ def qnn_energy(model: nn.Module, monitor: FiringRateMonitor, costs: MemoryCosts 
         lines.append(neuron_layer(name, ns, 1, 0.0, c, ops=relu))
     for name in monitor.attention:
         mech = model.get_submodule(name)
-        work, _ = mech.memory_work(model.config.timesteps, _branch_rates(monitor, name, 1.0))
+        work, _ = mech.memory_work(model.config.timesteps, branch_rates(monitor, name, 1.0))
         if work:  # the mechanism mixes tokens: the ANN's attention does it with real values
             lines.extend(attention_lines(name, dense_attention_work(1, mech.tokens, mech.dim, mech.num_heads), c))
     return MemoryReport(_in_model_order(model, lines), c, {"activation_bits": bits})
 
 
 def spike_rate(monitor: FiringRateMonitor) -> float:
-    """Mean nonzero fraction over every spike input of a conv / linear (all elements of all timesteps)."""
-    stats = [s for s in monitor.layers.values() if s.spikes and not s.image_input and s.time_major]
+    """Mean spikes per input element and step over every spike (or spike-count) input of a conv / linear: the
+    nonzero fraction for 0/1 spikes, the mean count for integer counts."""
+    stats = [s for s in monitor.layers.values() if (s.spikes or s.counts) and not s.image_input and s.time_major]
     total = sum(s.total for s in stats)
-    return sum(s.nonzero for s in stats) / total if total else 0.0
+    return sum(s.nonzero if s.spikes else s.abs_sum for s in stats) / total if total else 0.0
 
 
 def break_even(
@@ -312,13 +308,22 @@ def break_even(
     e1 = memory_aware_energy(model, monitor, c, assume_rate=1.0, **settings).mj - e0
     qnn = qnn_energy(model, monitor, c).mj
     out: dict[str, Any] = dict(
-        break_even_rate=(qnn - e0) / e1 if e1 > 0 else None,
+        break_even_rate=None,
         qnn_mj=qnn,
         qnn_activation_bits=qnn_bits(model.config.timesteps),
         snn_mj_at_rate_0=e0,
         snn_mj_per_unit_rate=e1,
     )
-    if measured is not None and e1 > 0:
+    if e1 <= 0:
+        out["reason"] = "the model's energy does not grow with the spike rate under these costs"
+        return out
+    rate = (qnn - e0) / e1
+    out["break_even_rate"] = rate
+    if rate < 0:
+        out["reason"] = "the SNN costs more than the quantised ANN even with no spike at all: it never wins"
+    elif rate > 1:
+        out["reason"] = "the SNN costs less than the quantised ANN even at a spike in every step: it always wins"
+    if measured is not None:
         out["effective_rate"] = (measured.mj - e0) / e1
         out["mean_spike_rate"] = spike_rate(monitor)
     return out

@@ -35,7 +35,7 @@ import math
 import torch
 from torch import nn
 
-from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate, dense_product
+from .base import AttentionOp, AttentionWork, SpikingAttention, accumulate
 from .registry import register_attention
 from .synapse import (
     Crossbar,
@@ -464,16 +464,19 @@ class STDPAttention(OnSynapses, SpikingAttention):
         t, n, d, h, dh, r = timesteps, self.tokens, self.dim, self.num_heads, self.head_dim, rates
         count_bits = max(1, math.ceil(math.log2(dh + 1)))
         counts = accumulate("spike counts r_Q, r_K", t * (r["q"] + r["k"]) * n * d, 2 * h * n, count_bits)
-        buckets = h * (dh + 1) * dh
+        buckets, table = h * (dh + 1) * dh, h * (dh + 1) ** 2
+        macs = t * h * (dh + 1) ** 2 * dh  # R = h·S per timestep and head
         linear = [
             counts,
             accumulate("buckets S (V by key count)", t * r["v"] * n * d, buckets),
-            dense_product("table h × S", t * h * (dh + 1) ** 2 * dh, t * buckets, buckets + h * (dh + 1) ** 2),
+            AttentionWork("R = h·S", add=macs, mul=macs, reads=macs, writes=t * buckets, words=buckets),
+            AttentionWork("table h, read by h·S", reads=macs, words=table, word="weight"),
             AttentionWork("gather R[r_Q(i)]", reads=t * (n * d + h * n), writes=t * n * d, words=buckets),
         ]
         dense_a = [
             counts,
-            AttentionWork("A = h[r_Q, r_K]", reads=t * h * n * n, writes=t * h * n * n, words=h * n * n),
+            AttentionWork("table h, looked up for A", reads=t * h * n * n, words=table, word="weight"),
+            AttentionWork("A written", writes=t * h * n * n, words=h * n * n),
             accumulate("A·V", t * r["v"] * n * n * d, h * n * n),
         ]
         return linear, {"dense_a": dense_a}

@@ -31,12 +31,24 @@ def load_run(folder: Path) -> dict[str, Any]:
 
     if not (folder / "config.yaml").exists():
         raise ValueError(f"{folder} is not a run folder (no config.yaml); pass folders written by `s2tdpt train`")
-    final_path, energy_path = folder / "final.json", folder / "energy.json"
+
+    def read(name: str, parse) -> dict:
+        path = folder / name
+        if not path.exists():
+            return {}
+        try:
+            value = parse(path.read_text())
+        except (yaml.YAMLError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} is damaged: it does not hold a mapping")
+        return value
+
     return dict(
         name=folder.name,
-        config=yaml.safe_load((folder / "config.yaml").read_text()) or {},
-        final=json.loads(final_path.read_text()) if final_path.exists() else {},
-        energy=json.loads(energy_path.read_text()) if energy_path.exists() else {},
+        config=read("config.yaml", yaml.safe_load),
+        final=read("final.json", json.loads),
+        energy=read("energy.json", json.loads),
         metrics=read_metrics(folder / "metrics.csv"),
     )
 

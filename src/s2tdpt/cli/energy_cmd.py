@@ -170,6 +170,8 @@ def _print_table(r: dict) -> None:
     if r["break_even_rate"] is not None:
         line = (f"break-even spike rate vs the same model as a {even['qnn_activation_bits']}-bit ANN "
                 f"({even['qnn_mj']:.4f} mJ): {r['break_even_rate']:.4f}")  # fmt: skip
+        if "reason" in even:
+            line += f" ({even['reason']})"
         if "effective_rate" in even:
             side = "below" if even["effective_rate"] < r["break_even_rate"] else "above"
             line += (f"; this model's rates amount to a uniform {even['effective_rate']:.4f} ({side} it; mean input "

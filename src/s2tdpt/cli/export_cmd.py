@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 DESCRIPTION = """Write a checkpoint's model for sharing or deployment into the folder --out:
@@ -28,45 +25,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import load_checkpoint
-    from ..engine.pretrained import CONFIG, export_pretrained
+    from ..engine.onnx_export import export_onnx_folder
+    from ..engine.pretrained import check_free, export_pretrained
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} exists and is not an empty folder; choose another or remove it")
+    check_free(out)  # before reading the checkpoint: nothing is overwritten, ever
     ckpt = load_checkpoint(args.checkpoint)
     if args.format == "safetensors":
         export_pretrained(ckpt, out)
     else:
-        _export_onnx(ckpt, args.checkpoint, out)
-    written = ", ".join(sorted(p.name for p in out.iterdir()))
-    print(f"wrote {out}/ ({written})")
-    config = json.loads((out / CONFIG).read_text())
+        export_onnx_folder(ckpt, out, args.checkpoint)
+    print(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     if args.push:
-        url = _push(out, args.push)
-        print(f"uploaded to {url}")
-    return 0 if config else 1
-
-
-def _export_onnx(ckpt: dict, source: str, out: Path) -> None:
-    """model.onnx beside the same config.json as the safetensors export, written as one folder."""
-    from ..engine.onnx_export import export_onnx
-    from ..engine.pretrained import CONFIG, WEIGHTS, export_pretrained, load_weights
-    from ..models import S2TDPT, S2TDPTConfig
-
-    model = S2TDPT(S2TDPTConfig.from_dict(ckpt["model_config"]))
-    load_weights(model, ckpt["model"], f"the weights of {source}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        export_pretrained(ckpt, tmp / "desc")
-        (tmp / "desc" / WEIGHTS).unlink()  # the ONNX file carries the weights
-        export_onnx(model, tmp / "desc" / "model.onnx")
-        if out.exists():
-            out.rmdir()
-        (tmp / "desc").rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert (out / CONFIG).exists()
+        print(f"uploaded to {_push(out, args.push)}")
+    return 0
 
 
 def _push(folder: Path, repo: str) -> str:

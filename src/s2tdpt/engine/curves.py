@@ -38,12 +38,13 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
 
 def plot_runs(runs: Mapping[str, list[dict[str, float]]], out: str | Path, title: str = "") -> Path:
     """One figure, a panel per quantity of :data:`PANELS`, a line per run (and per split); written atomically."""
-    import matplotlib
+    # a Figure with its own Agg canvas, not pyplot: the process's backend (a notebook's) stays as it is
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), dpi=90)
+    fig = Figure(figsize=(4.2 * len(PANELS), 3.4), dpi=90)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(PANELS))
     single = len(runs) == 1
     for ax, (name, columns) in zip(axes, PANELS, strict=True):
         for run, rows in runs.items():
@@ -66,7 +67,6 @@ def plot_runs(runs: Mapping[str, list[dict[str, float]]], out: str | Path, title
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     out = Path(out)
     atomic_write(out, lambda f: f.write(buf.getvalue()))
     return out

@@ -47,16 +47,39 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
-        raise RuntimeError("ONNX export needs onnx and onnxscript: pip install 's2tdpt[onnx]'") from None
+        raise ValueError("ONNX export needs onnx and onnxscript: pip install 's2tdpt[onnx]'") from None
     ready = onnx_ready(model)
     cfg = model.config
     example = torch.zeros(2, cfg.in_chans, cfg.img_size, cfg.img_size)
     path = Path(path)
     batch = torch.export.Dim("batch")
-    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates each stage
-        program = torch.onnx.export(
-            ready, (example,), dynamo=True, opset_version=opset, dynamic_shapes=({0: batch},),
-            input_names=["images"], output_names=["logits"],
-        )  # fmt: skip
-    program.save(str(path))
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates each stage
+            program = torch.onnx.export(
+                ready, (example,), dynamo=True, opset_version=opset, dynamic_shapes=({0: batch},),
+                input_names=["images"], output_names=["logits"],
+            )  # fmt: skip
+        program.save(str(path))
+    except Exception as e:  # the exporter's failures come from torch.export, onnxscript or onnx alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"ONNX export of this model failed ({type(e).__name__}: {first})") from e
     return path
+
+
+def export_onnx_folder(ckpt: dict, out: str | Path, source: str = "the checkpoint") -> Path:
+    """``model.onnx`` beside the same ``config.json`` as the safetensors export, written as one folder (complete
+    or absent). Image models only: an event-frame model takes ``[T, B, C, H, W]`` frames, not exported yet."""
+    from ..models import S2TDPT, S2TDPTConfig
+    from .pretrained import load_weights, staged_folder, write_description
+
+    if (ckpt.get("dataset") or {}).get("layout") == "frames":
+        raise ValueError(
+            f"{source} was trained on event frames [T, B, C, H, W]; ONNX export covers image models only for now "
+            "(export its weights with the default --format safetensors)"
+        )
+    model = S2TDPT(S2TDPTConfig.from_dict(ckpt["model_config"]))
+    load_weights(model, ckpt["model"], f"the weights of {source}")
+    with staged_folder(out) as tmp:
+        export_onnx(model, tmp / "model.onnx")  # it carries the weights
+        write_description(ckpt, tmp)
+    return Path(out)

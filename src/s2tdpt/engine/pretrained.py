@@ -10,10 +10,12 @@ layout (to evaluate and explain it), what the run reached, and timm's ``pretrain
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +30,51 @@ HUB_PREFIX = "hf-hub:"
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
+def check_free(out: Path) -> None:
+    """``out`` may be written: absent, or an empty folder (an export never overwrites anything)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder; choose another --out or remove it")
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path) -> Iterator[Path]:
+    """An empty temporary folder beside ``out`` that becomes ``out`` when the block succeeds: the folder appears
+    complete or not at all, and a failed export leaves nothing behind."""
+    out = Path(out)
+    check_free(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
+
+
 def is_pretrained_folder(path: str | Path) -> bool:
     path = Path(path)
     return path.is_dir() and (path / WEIGHTS).exists() and (path / CONFIG).exists()
 
 
 def export_pretrained(ckpt: dict[str, Any], out: str | Path) -> Path:
-    """Write ``ckpt``'s model weights and the description needed to use them into folder ``out``.
-
-    The folder appears complete or not at all (written beside it, then renamed); an existing non-empty folder
-    is refused rather than overwritten.
-    """
+    """Write ``ckpt``'s model weights and the description needed to use them into folder ``out`` (absent or empty;
+    it appears complete or not at all)."""
     from safetensors.torch import save_file
 
+    # safetensors stores plain contiguous tensors; buffers (BatchNorm statistics, device draws) included
+    tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
+    with staged_folder(out) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FOLDER_FORMAT})
+        write_description(ckpt, tmp)
+    return Path(out)
+
+
+def write_description(ckpt: dict[str, Any], folder: Path) -> None:
+    """``config.json``: the model config, the dataset, what the run reached and timm's ``pretrained_cfg``."""
     from ..models.timm_models import pretrained_cfg
 
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder; choose another --out or remove it")
     dataset = dict(ckpt.get("dataset") or {})
     train = ckpt.get("train_config") or {}
     config = dict(
@@ -69,20 +98,7 @@ def export_pretrained(ckpt: dict[str, Any], out: str | Path) -> Path:
         if dataset.get("mean"):
             cfg.update(mean=tuple(dataset["mean"]), std=tuple(dataset["std"]))
         config["pretrained_cfg"] = cfg
-    # safetensors stores plain contiguous tensors; buffers (BatchNorm statistics, device draws) included
-    tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt["model"].items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FOLDER_FORMAT})
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=list) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    (folder / CONFIG).write_text(json.dumps(config, indent=2, default=list) + "\n")
 
 
 def _model_names() -> list[str]:
@@ -92,14 +108,14 @@ def _model_names() -> list[str]:
 
 
 def resolve_source(source: str | Path) -> Path:
-    """A local folder, or a hub id (``hf-hub:user/repo``, or ``user/repo`` when no such path exists) downloaded
-    with huggingface_hub."""
+    """A local folder, or a hub id ``hf-hub:user/repo`` downloaded with huggingface_hub (the prefix is required,
+    so that a mistyped local path is never sent to the hub)."""
     text = str(source)
-    hub = text[len(HUB_PREFIX) :] if text.startswith(HUB_PREFIX) else None
-    if hub is None and not Path(text).exists() and _HUB_ID.match(text):
-        hub = text
-    if hub is None:
+    if not text.startswith(HUB_PREFIX):
         return Path(text)
+    hub = text[len(HUB_PREFIX) :]
+    if not _HUB_ID.match(hub):
+        raise CheckpointError(f"{text!r} is not a hub id of the form hf-hub:USER/REPO")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -127,8 +143,11 @@ def read_pretrained(source: str | Path) -> dict[str, Any]:
         config = json.loads((folder / CONFIG).read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{folder / CONFIG} is not valid JSON ({e})") from None
-    if config.get("format") != FOLDER_FORMAT:
-        raise CheckpointError(f"{folder / CONFIG} is not an s2tdpt weights description (no '{FOLDER_FORMAT}')")
+    if not isinstance(config, dict) or config.get("format") != FOLDER_FORMAT or "model_config" not in config:
+        raise CheckpointError(
+            f"{folder / CONFIG} is not an s2tdpt weights description (it needs format '{FOLDER_FORMAT}' and "
+            "model_config); export the checkpoint again with `s2tdpt export`"
+        )
     try:
         state = load_file(str(folder / WEIGHTS))
     except Exception as e:
@@ -175,7 +194,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
 
 
 def load_pretrained(source: str | Path, **overrides: Any) -> torch.nn.Module:
-    """The model of an exported folder or hub id, with its weights, in eval mode.
+    """The model of an exported folder or hub id (``hf-hub:user/repo``), with its weights, in eval mode.
 
     ``overrides`` change its config (e.g. ``lif_backend="torch"``); a change of shape (``num_classes=5``) is
     refused with the tensors that no longer fit.

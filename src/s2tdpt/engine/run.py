@@ -110,21 +110,22 @@ class RunDir:
 
     @staticmethod
     def check_tensorboard() -> None:
-        """Before any work: the TensorBoard writer can be imported (ConfigError saying what to install if not)."""
-        import importlib.util
-
-        if importlib.util.find_spec("tensorboard") is None:
+        """Before any work: the TensorBoard writer imports (ConfigError saying what to install if not)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
             raise ConfigError(
                 "tensorboard: true needs the tensorboard package: pip install 's2tdpt[tensorboard]' (or drop "
                 "--tensorboard)"
-            )
+            ) from None
 
-    def log_to_tensorboard(self) -> None:
-        """Also write each epoch's metrics as TensorBoard scalars under ``<run>/tensorboard``."""
+    def log_to_tensorboard(self, epochs_done: int = 0) -> None:
+        """Also write each epoch's metrics as TensorBoard scalars under ``<run>/tensorboard``. On resume, events of
+        epochs after the checkpoint (written before a crash) are dropped, as metrics.csv's rows are."""
         if self.path:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tensorboard = SummaryWriter(log_dir=str(self.path / "tensorboard"))
+            self._tensorboard = SummaryWriter(log_dir=str(self.path / "tensorboard"), purge_step=epochs_done + 1)
 
     # --- before any work: nothing is written
     @staticmethod
@@ -251,8 +252,10 @@ class RunDir:
         w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
         with self._writing("metrics.csv"), open(file, "a", newline="") as f:
             f.write(buf.getvalue())  # one write: a crash leaves at most a partial last line, dropped on resume
-        with self._writing("curves.png"):
+        try:  # a picture of the numbers above: its failure costs the picture, never the run
             plot_runs({self.path.name: read_metrics(file)}, self.path / "curves.png", title=self.path.name)
+        except Exception as e:  # noqa: BLE001 - any plotting failure (a full disk included) is a warning
+            logging.getLogger("s2tdpt").warning(f"could not draw {self.path / 'curves.png'}: {type(e).__name__}: {e}")
         if self._tensorboard is not None:
             for key in METRIC_COLUMNS[1:]:
                 if isinstance(row.get(key), (int, float)):
@@ -286,6 +289,9 @@ class RunDir:
     def save_final(self, summary: dict[str, Any]) -> None:
         if self.path:
             self._write_text("final.json", json.dumps(summary, indent=2) + "\n")
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
     def _copy_last_to_best(self) -> None:
         def copy(f) -> None:

@@ -150,7 +150,7 @@ def _train(
         load_initial_weights(model, cfg.init)
     run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
     if cfg.tensorboard:
-        run.log_to_tensorboard()
+        run.log_to_tensorboard(ckpt["epoch"] if ckpt else 0)
     log = setup_logging(run, ctx.is_main)
     params = sum(p.numel() for p in model.parameters())
     net = model

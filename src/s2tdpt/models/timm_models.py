@@ -61,11 +61,10 @@ def _entrypoint(name: str):
 
 def register() -> list[str]:
     """Register every named config with timm (idempotent); returns the names."""
-    from timm.models import register_model
-    from timm.models._registry import _model_entrypoints
+    from timm.models import is_model, model_entrypoint, register_model
 
     for name in sorted(MODEL_CONFIGS):
-        if _model_entrypoints.get(name) is not None and getattr(_model_entrypoints[name], "__module__", "") == __name__:
+        if is_model(name) and model_entrypoint(name).__module__ == __name__:
             continue
         fn = _entrypoint(name)
         globals()[name] = fn  # the module exposes the entrypoint, as timm's model modules do
