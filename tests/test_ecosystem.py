@@ -45,7 +45,9 @@ def test_every_named_model_is_a_timm_model():
 
 
 def test_importing_s2tdpt_registers_with_timm_when_timm_comes_later():
-    code = ("import sys, s2tdpt; assert 'timm' not in sys.modules and 'torch' not in sys.modules; import timm; "
+    # a library's find_spec probe before the import (transformers runs one) must not use the hook up
+    code = ("import sys, importlib.util, s2tdpt; assert 'timm' not in sys.modules and 'torch' not in sys.modules; "
+            "assert importlib.util.find_spec('timm') is not None; import timm; "
             "print(timm.create_model('s2tdpt_4_384', num_classes=100).config.num_classes)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
