@@ -110,7 +110,7 @@ def test_run_killed_in_its_first_checkpoint_write_can_be_started_again(tmp_path,
     with pytest.raises(Killed):
         train(run, epochs=2)
     monkeypatch.undo()
-    assert files(run) == [".last.pt.tmp-99999", "config.yaml", "metrics.csv", "train.log"]
+    assert files(run) == [".last.pt.tmp-99999", "config.yaml", "curves.png", "metrics.csv", "train.log"]
 
     assert train(run, epochs=2) == 1  # the same command again: not over a run's files, and it says what to do
     err = capsys.readouterr().err
@@ -118,7 +118,7 @@ def test_run_killed_in_its_first_checkpoint_write_can_be_started_again(tmp_path,
 
     assert main(["train", "--resume", str(run)]) == 0  # the advice works: the run starts again from epoch 1
     assert "has no checkpoint yet: training it again from epoch 1" in capsys.readouterr().out
-    assert files(run) == ["best.pt", "config.yaml", "final.json", "last.pt", "metrics.csv", "train.log"]
+    assert files(run) == ["best.pt", "config.yaml", "curves.png", "final.json", "last.pt", "metrics.csv", "train.log"]
     assert [r["epoch"] for r in metrics(run)] == ["1", "2"]
     fresh = tmp_path / "fresh"
     assert train(fresh, epochs=2) == 0
@@ -133,7 +133,7 @@ def test_disk_full_in_the_first_checkpoint_says_so_and_the_run_can_start_again(t
     err = capsys.readouterr().err
     assert f"no space left on device while writing {run / 'last.pt'}; free space and start it again with" in err
     assert "enforce fail" not in err and "Traceback" not in err
-    assert files(run) == ["config.yaml", "metrics.csv", "train.log"]  # no temporary file left behind
+    assert files(run) == ["config.yaml", "curves.png", "metrics.csv", "train.log"]  # no temporary file left behind
     monkeypatch.undo()
     assert main(["train", "--resume", str(run)]) == 0
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
@@ -145,7 +145,7 @@ def test_disk_full_while_writing_best_pt_keeps_best_pt_and_final_json_consistent
     assert train(run) == 1
     err = capsys.readouterr().err
     assert f"no space left on device while writing {run / 'best.pt'}; free space and resume with" in err
-    assert files(run) == ["config.yaml", "last.pt", "metrics.csv", "train.log"]  # no .best.pt.tmp left behind
+    assert files(run) == ["config.yaml", "curves.png", "last.pt", "metrics.csv", "train.log"]  # no .best.pt.tmp left
     monkeypatch.undo()
     assert main(["train", "--resume", str(run)]) == 0  # nothing left to train: best.pt is restored
     final = json.loads((run / "final.json").read_text())

@@ -173,15 +173,21 @@ def read_pretrained(source: str | Path) -> dict[str, Any]:
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "the weights") -> None:
-    """``model.load_state_dict(state)``, refusing any mismatch with a message that names the tensors."""
+    """``model.load_state_dict(state)``, refusing any mismatch with a message that names the tensors.
+
+    Keys are matched by the model's own loading (a module may accept a file without some of its buffers, e.g. the
+    synapse draws of a model trained ideal); shapes are checked first, so a wrong size is named, never guessed.
+    """
     own = model.state_dict()
     wrong = [f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in state.items()
              if k in own and own[k].shape != v.shape]  # fmt: skip
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if wrong or missing or unexpected:
-        parts = [f"shape mismatch: {'; '.join(wrong)}"] if wrong else []
-        parts += (
+    if wrong:
+        raise CheckpointError(f"{source} do not fit this model — shape mismatch: {'; '.join(wrong)}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        parts = (
             [f"missing from the file: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"] if missing else []
         )
         parts += (
@@ -189,8 +195,9 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
             if unexpected
             else []
         )
-        raise CheckpointError(f"{source} do not fit this model — " + " | ".join(parts))
-    model.load_state_dict(state)
+        raise CheckpointError(
+            f"{source} do not fit this model — " + " | ".join(parts or ["see the model's keys"])
+        ) from None
 
 
 def load_pretrained(source: str | Path, **overrides: Any) -> torch.nn.Module:

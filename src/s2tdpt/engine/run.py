@@ -40,7 +40,7 @@ METRIC_COLUMNS = (
     "images_per_s",
     "train_s",
 )
-RUN_FILES = ("config.yaml", "metrics.csv", "train.log", "final.json", "last.pt", "best.pt")
+RUN_FILES = ("config.yaml", "metrics.csv", "curves.png", "train.log", "final.json", "last.pt", "best.pt")
 # model config fields that select an implementation of the same neuron, not a different model
 IMPLEMENTATION_FIELDS = ("lif_backend",)
 LOGGER = "s2tdpt"
