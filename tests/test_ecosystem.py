@@ -93,6 +93,8 @@ def test_export_writes_weights_without_pickle_and_every_command_takes_the_folder
         main(["energy", "--checkpoint", str(out), "--data-dir", str(image_folder), "--json", "--num-images", "8"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["memory_aware_mj"] > 0
+    assert main(["explain", str(out), "--data-dir", str(image_folder), "--num", "1", "--out", str(tmp_path / "x")]) == 0
+    assert any(p.suffix == ".png" for p in (tmp_path / "x").rglob("*"))
 
     # another shape is refused, naming the tensors; an existing folder is not overwritten
     with pytest.raises(CheckpointError, match=r"head\.weight: file \(3, 32\), model \(5, 32\)"):

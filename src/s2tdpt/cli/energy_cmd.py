@@ -33,7 +33,10 @@ bits. Both are estimates of a model of a chip, not measurements."""
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("energy", help="theoretical energy per image, per layer", description=DESCRIPTION)
     p.add_argument("--model", choices=list_models(), help="named model (default: the checkpoint's)")
-    p.add_argument("--checkpoint", help="trained checkpoint: its model, and its test set for the firing rates")
+    p.add_argument(
+        "--checkpoint",
+        help="trained checkpoint (or a folder written by s2tdpt export): its model, and its test set for the rates",
+    )
     p.add_argument("--num-classes", type=int, help="classes of --model (e.g. 100 for the paper's CIFAR-100 figure)")
     p.add_argument("--attention", help="attention of --model (s2tdpt.list_attentions())")
     p.add_argument("--dataset", choices=list_datasets(), help="measure rates on this dataset's test split")

@@ -25,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a checkpoint on the test split of a dataset (default: the one it was trained on). "
         "Writes eval.json, per_class.csv, confusion_matrix.csv and confusion_matrix.png to --out.",
     )
-    p.add_argument("checkpoint", help="a .pt file written by s2tdpt train (best.pt or last.pt)")
+    p.add_argument(
+        "checkpoint",
+        help="a .pt file written by s2tdpt train (best.pt or last.pt), or a folder written by s2tdpt export",
+    )
     p.add_argument("--dataset", choices=list_datasets(), help="dataset to evaluate on (default: the training dataset)")
     p.add_argument("--data-dir", help="dataset folder (default: the training run's)")
     p.add_argument("--limit-test", type=int, help="N >= 1 evenly spaced test images only (default: as in training)")

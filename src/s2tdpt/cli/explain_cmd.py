@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Default images: --num images of the checkpoint's test split, taken from each class in turn (the first "
         "image of every class, then the second, ...), so that they cover the classes.",
     )
-    p.add_argument("checkpoint", help="a .pt file written by s2tdpt train")
+    p.add_argument("checkpoint", help="a .pt file written by s2tdpt train, or a folder written by s2tdpt export")
     p.add_argument("--images", nargs="+", metavar="PATH", help="image files to explain instead of a test split")
     p.add_argument(
         "--dataset", choices=list_datasets(), help="dataset whose test split to use (default: the training one)"
