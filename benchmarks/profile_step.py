@@ -2,7 +2,8 @@
 
     python benchmarks/profile_step.py [--mode train|infer] [--compile] [--model s2tdpt_4_384] [--steps 2]
 
-Runs 3 warm-up steps (bf16 autocast, compiled LIF; training with AdamW, inference on the model prepared as
+Runs 3 warm-up steps (bf16 autocast where the CPU computes bf16 natively, as ``--amp auto`` decides, else fp32;
+compiled LIF; training with AdamW, inference on the model prepared as
 ``s2tdpt eval`` does: BatchNorm folded, convs channels-last, no gradients), profiles ``--steps`` more and prints
 self CPU time per step: by kind (matrix products and convolutions, generated LIF kernels, BatchNorm, copies,
 max-pooling, everything else) and the ``--top`` operators. With ``--compile`` the whole model runs as compiled
@@ -23,6 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from s2tdpt.bench.common import TrainingStep, machine
 from s2tdpt.engine.fast import CompiledInference, compile_training, prepare_inference
+from s2tdpt.engine.hardware import native_bf16_cpu
 
 KINDS = {  # first matching prefix wins
     "matrix products, convolutions": ("aten::mm", "aten::addmm", "aten::bmm", "aten::convolution_backward",
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="the whole model under torch.compile (as in BENCHMARKS.md)")
     args = ap.parse_args(argv)
 
-    bench = TrainingStep(args.model, args.batch_size)
+    amp = native_bf16_cpu()  # emulated bf16 (AVX2 CPUs) is ~170x slower than fp32: profile what training runs
+    bench = TrainingStep(args.model, args.batch_size, amp=amp)
     step = bench.step
     if args.mode == "train" and args.compile:
         bench.model = compile_training(bench.model)
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
         @torch.no_grad()
         def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
                 model(images)
 
     for _ in range(3):
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     per_step = {e.key: e.self_cpu_time_total / 1e6 / args.steps for e in events}  # seconds
     total = sum(per_step.values())
     what = "whole-model torch.compile" if args.compile else "compiled LIF"
-    print(f"Machine: {machine()}; {args.model}, batch {args.batch_size}, bf16, {what}")
+    print(f"Machine: {machine()}; {args.model}, batch {args.batch_size}, {'bf16' if amp else 'fp32'}, {what}")
     what = "training step" if args.mode == "train" else "inference batch"
     print(f"self CPU time per {what}: {total:.2f} s (profiled, so a little above an unprofiled step)\n")
     by_kind = collections.Counter()

@@ -14,6 +14,7 @@ from s2tdpt.bench import train_step
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
 from s2tdpt.engine.config import TrainConfig
 from s2tdpt.engine.fast import CompiledInference, compile_training, fold_batchnorm, prepare_inference
+from s2tdpt.engine.hardware import native_bf16_cpu
 from s2tdpt.engine.train import resolve_compile
 from s2tdpt.layers import pool
 from s2tdpt.snn import LIFNode, compiled
@@ -180,13 +181,16 @@ def test_compile_setting_is_validated_and_resolved(monkeypatch):
     assert TrainConfig(compile=False).compile == "off" and TrainConfig(compile=True).compile == "on"  # YAML off/on
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(compiled, "available", lambda device_type="cpu": True)
-    assert resolve_compile("auto", "compiled", cpu) == "on"  # measured faster and leaner there
-    assert resolve_compile("auto", "fused", cpu) == "off"  # the quick start: no compile time
-    assert resolve_compile("auto", "compiled", cuda) == "off"  # not measured on CUDA yet
-    assert resolve_compile("auto", "compiled", cpu, world_size=2) == "off"  # nor with DDP
+    bf16 = dict(kind="avx512_bf16")
+    assert resolve_compile("auto", "compiled", cpu, **bf16) == "on"  # measured faster and leaner there
+    assert resolve_compile("auto", "compiled", cpu, kind="amx") == "off"  # measured slower with AMX
+    assert resolve_compile("auto", "compiled", cpu, kind="avx2") == "off"  # and in float32 on AVX2
+    assert resolve_compile("auto", "fused", cpu, **bf16) == "off"  # the quick start: no compile time
+    assert resolve_compile("auto", "compiled", cuda, **bf16) == "off"  # not measured on CUDA yet
+    assert resolve_compile("auto", "compiled", cpu, world_size=2, **bf16) == "off"  # nor with DDP
     assert resolve_compile("on", "torch", cuda) == "on" and resolve_compile("off", "compiled", cpu) == "off"
     monkeypatch.setattr(compiled, "available", lambda device_type="cpu": False)  # no C++ compiler, say
-    assert resolve_compile("auto", "compiled", cpu) == "off"
+    assert resolve_compile("auto", "compiled", cpu, **bf16) == "off"
     with pytest.raises(ValueError, match="--compile on needs a working torch.compile on cpu"):
         resolve_compile("on", "compiled", cpu)
     with pytest.raises(ValueError, match="s2tdpt eval --compile"):
@@ -258,4 +262,20 @@ def test_train_step_benchmark_reports_every_configuration(capsys, monkeypatch):
     assert rows["train"]["flops"] == 3 * rows["infer"]["flops"] > 0  # forward, input grad, weight grad
     for r in rows.values():
         assert r["images_per_s"] == pytest.approx(2 / r["seconds"])
-        assert r["peak_mb"] > 100 and r["gemm_peaks"]["bf16"] > 0 and r["malloc"] == "default"
+        assert r["peak_mb"] > 100 and r["gemm_peaks"]["fp32"] > 0 and r["malloc"] == "default"
+        assert ("bf16" in r["gemm_peaks"]) == native_bf16_cpu()  # an emulated bf16 peak is not measured
+
+
+def test_the_cpu_kind_follows_its_most_capable_flag():
+    from s2tdpt.engine.hardware import cpu_kind
+
+    flags = {
+        "amx": "fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile",
+        "avx512_bf16": "avx2 avx512f avx512_bf16",
+        "avx512": "avx2 avx512f",
+        "avx2": "sse4_2 avx2 fma",
+        "other": "sse4_2",
+    }
+    for kind, line in flags.items():
+        assert cpu_kind(frozenset(line.split())) == kind
+        assert native_bf16_cpu(frozenset(line.split())) == (kind in ("amx", "avx512_bf16"))

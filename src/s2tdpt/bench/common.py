@@ -30,8 +30,10 @@ def machine(tuned_malloc: bool | None = None) -> str:
     if tuned_malloc is None:
         tuned_malloc = os.environ.get("GLIBC_TUNABLES") == TUNED_MALLOC
     malloc = "tuned glibc malloc" if tuned_malloc else "default glibc malloc"
+    from ..engine.hardware import cpu_kind
+
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{cpu} ({cpu_kind()}), {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"python {platform.python_version()}, {malloc}"
     )
 

@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .distributed import DistContext, all_reduce_sum
+from .hardware import native_bf16_cpu
 
 
 @dataclass
@@ -33,14 +34,7 @@ def native_bf16(device: torch.device) -> bool:
     """True where bf16 matrix multiplies run natively (faster than fp32), so autocast pays off."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return device.type == "cpu" and native_bf16_cpu()
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:

@@ -69,16 +69,28 @@ def resolve_lif_backend(name: str, device: torch.device) -> str:
     return "compiled" if compiled.available(device.type) else "fused"
 
 
-def resolve_compile(mode: str, lif_backend: str, device: torch.device, world_size: int = 1) -> str:
-    """``auto`` compiles where it was measured to help: one CPU process with the compiled LIF (BENCHMARKS.md)."""
+#: CPU kinds (:func:`~s2tdpt.engine.hardware.cpu_kind`) on which whole-model compile of the training step was
+#: measured faster than the eager fast path (BENCHMARKS.md): AVX512-BF16 (2.61–2.78 vs 2.85–2.91 s per step of
+#: s2tdpt_4_384, bf16). Slower on AMX (2.93–3.02 vs 2.79 s, issue 20's measurement) and on AVX2 only (float32:
+#: 16.6 vs 10.2 s); not measured on AVX-512 without BF16, so off there, and on CUDA and under DDP.
+COMPILE_FASTER_ON = ("avx512_bf16",)
+
+
+def resolve_compile(
+    mode: str, lif_backend: str, device: torch.device, world_size: int = 1, kind: str | None = None
+) -> str:
+    """``auto`` compiles where it was measured to help: one process with the compiled LIF on a CPU of a kind in
+    :data:`COMPILE_FASTER_ON` (``kind``: this CPU's by default)."""
     from ..snn import compiled
+    from .hardware import cpu_kind
 
     if mode == "off":
         return "off"
     if mode == "on":
         compiled.require(device.type, "--compile on")
         return "on"
-    wanted = device.type == "cpu" and lif_backend == "compiled" and world_size == 1
+    kind = cpu_kind() if kind is None else kind
+    wanted = device.type == "cpu" and kind in COMPILE_FASTER_ON and lif_backend == "compiled" and world_size == 1
     return "on" if wanted and compiled.available(device.type) else "off"
 
 
