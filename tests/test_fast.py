@@ -12,7 +12,9 @@ from firing import amplify_qkv, assert_late_neurons_fire, warm_batchnorm
 import s2tdpt
 from s2tdpt.bench import train_step
 from s2tdpt.cli.launch import TUNED_MALLOC, wants_tuned_malloc
+from s2tdpt.engine import hardware
 from s2tdpt.engine.config import TrainConfig
+from s2tdpt.engine.evaluate import resolve_amp
 from s2tdpt.engine.fast import CompiledInference, compile_training, fold_batchnorm, prepare_inference
 from s2tdpt.engine.hardware import native_bf16_cpu
 from s2tdpt.engine.train import resolve_compile
@@ -185,6 +187,9 @@ def test_compile_setting_is_validated_and_resolved(monkeypatch):
     assert resolve_compile("auto", "compiled", cpu, **bf16) == "on"  # measured faster and leaner there
     assert resolve_compile("auto", "compiled", cpu, kind="amx") == "off"  # measured slower with AMX
     assert resolve_compile("auto", "compiled", cpu, kind="avx2") == "off"  # and in float32 on AVX2
+    assert resolve_compile("auto", "compiled", cpu, amp="none", **bf16) == "off"  # measured in bf16 only
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert resolve_compile("auto", "compiled", cpu) == "on"  # this CPU's kind by default
     assert resolve_compile("auto", "fused", cpu, **bf16) == "off"  # the quick start: no compile time
     assert resolve_compile("auto", "compiled", cuda, **bf16) == "off"  # not measured on CUDA yet
     assert resolve_compile("auto", "compiled", cpu, world_size=2, **bf16) == "off"  # nor with DDP
@@ -255,6 +260,13 @@ def test_train_step_benchmark_reports_every_configuration(capsys, monkeypatch):
 
     monkeypatch.setattr(train_step, "_worker", worker)
     argv = ["--model", "s2tdpt_tiny", "--batch-size", "2", "--steps", "1", "--malloc", "default"]
+    for native in (True, False):  # the bf16 GEMM peak is measured only where bf16 is native
+        monkeypatch.setattr(hardware, "cpu_flags", lambda n=native: frozenset({"avx512_bf16"} if n else {"avx2"}))
+        assert train_step.main(argv + ["--configs", "reference", "--modes", "infer", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert ("bf16" in out["rows"][0]["gemm_peaks"]) == native
+    monkeypatch.undo()
+    monkeypatch.setattr(train_step, "_worker", worker)
     assert train_step.main(argv + ["--configs", "reference", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {r["mode"]: r for r in out["rows"]}
@@ -263,7 +275,6 @@ def test_train_step_benchmark_reports_every_configuration(capsys, monkeypatch):
     for r in rows.values():
         assert r["images_per_s"] == pytest.approx(2 / r["seconds"])
         assert r["peak_mb"] > 100 and r["gemm_peaks"]["fp32"] > 0 and r["malloc"] == "default"
-        assert ("bf16" in r["gemm_peaks"]) == native_bf16_cpu()  # an emulated bf16 peak is not measured
 
 
 def test_the_cpu_kind_follows_its_most_capable_flag():
@@ -279,3 +290,10 @@ def test_the_cpu_kind_follows_its_most_capable_flag():
     for kind, line in flags.items():
         assert cpu_kind(frozenset(line.split())) == kind
         assert native_bf16_cpu(frozenset(line.split())) == (kind in ("amx", "avx512_bf16"))
+
+
+@pytest.mark.parametrize("kind, amp", [("amx", "bf16"), ("avx512_bf16", "bf16"), ("avx512", "none"), ("avx2", "none")])
+def test_amp_auto_follows_the_cpu_kind(monkeypatch, kind, amp):
+    flags = {"amx": {"amx_bf16"}, "avx512_bf16": {"avx512f", "avx512_bf16"}, "avx512": {"avx512f"}, "avx2": {"avx2"}}
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags[kind]))
+    assert resolve_amp("auto", torch.device("cpu")) == amp

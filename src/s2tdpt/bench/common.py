@@ -96,11 +96,15 @@ class TrainingStep:
     ``optimizer.step()`` themselves.
     """
 
-    def __init__(self, model_name: str, batch: int, lif_backend: str = "compiled", amp: bool = True) -> None:
+    def __init__(self, model_name: str, batch: int, lif_backend: str = "compiled", amp: bool | None = None) -> None:
+        """``amp`` None: bf16 autocast where the CPU computes bf16 natively (as ``--amp auto``), else fp32."""
         import torch
 
         from s2tdpt import create_model
 
+        from ..engine.hardware import native_bf16_cpu
+
+        amp = native_bf16_cpu() if amp is None else amp
         torch.manual_seed(0)
         self.model = create_model(model_name, lif_backend=lif_backend)
         cfg = self.model.config

@@ -106,9 +106,10 @@ class TrainConfig:
     )
     compile: str = _f(
         "auto",
-        "whole-model torch.compile of the training step: on, off, auto (on for one CPU process with the compiled "
-        "LIF, where it measured faster and leaner, BENCHMARKS.md; not yet measured on CUDA or with DDP). The first "
-        "step of a run spends 20-75 s compiling (counted in a time_budget)",
+        "whole-model torch.compile of the training step: on, off, auto (on for one process with the compiled LIF and "
+        "bf16 on an AVX512-BF16 CPU, where it measured faster and leaner; off on AMX and AVX2-only CPUs, where it "
+        "measured slower, and on CUDA and with DDP, not yet measured: BENCHMARKS.md). The first step of a run "
+        "spends 20-75 s compiling (counted in a time_budget)",
     )
     amp: str = _f(
         "auto",

@@ -183,10 +183,9 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
              if k in own and own[k].shape != v.shape]  # fmt: skip
     if wrong:
         raise CheckpointError(f"{source} do not fit this model — shape mismatch: {'; '.join(wrong)}")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    result = model.load_state_dict(state, strict=False)  # the model's own hooks accept what they can fill in
+    missing, unexpected = result.missing_keys, result.unexpected_keys
+    if missing or unexpected:
         parts = (
             [f"missing from the file: {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"] if missing else []
         )
@@ -195,9 +194,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
             if unexpected
             else []
         )
-        raise CheckpointError(
-            f"{source} do not fit this model — " + " | ".join(parts or ["see the model's keys"])
-        ) from None
+        raise CheckpointError(f"{source} do not fit this model — " + " | ".join(parts))
 
 
 def load_pretrained(source: str | Path, **overrides: Any) -> torch.nn.Module:

@@ -77,10 +77,11 @@ COMPILE_FASTER_ON = ("avx512_bf16",)
 
 
 def resolve_compile(
-    mode: str, lif_backend: str, device: torch.device, world_size: int = 1, kind: str | None = None
-) -> str:
-    """``auto`` compiles where it was measured to help: one process with the compiled LIF on a CPU of a kind in
-    :data:`COMPILE_FASTER_ON` (``kind``: this CPU's by default)."""
+    mode: str, lif_backend: str, device: torch.device, world_size: int = 1, kind: str | None = None,
+    amp: str = "bf16",
+) -> str:  # fmt: skip
+    """``auto`` compiles where it was measured to help: one process with the compiled LIF and bf16 autocast (the
+    precision of that measurement) on a CPU of a kind in :data:`COMPILE_FASTER_ON` (``kind``: this CPU's)."""
     from ..snn import compiled
     from .hardware import cpu_kind
 
@@ -91,6 +92,7 @@ def resolve_compile(
         return "on"
     kind = cpu_kind() if kind is None else kind
     wanted = device.type == "cpu" and kind in COMPILE_FASTER_ON and lif_backend == "compiled" and world_size == 1
+    wanted = wanted and amp == "bf16"
     return "on" if wanted and compiled.available(device.type) else "off"
 
 
@@ -139,12 +141,12 @@ def _train(
 ) -> TrainResult:
     device = ctx.device
     run_path = run_folder(cfg, resume)
-    lif_backend = resolve_lif_backend(cfg.lif_backend, device)
+    lif_backend, amp = resolve_lif_backend(cfg.lif_backend, device), resolve_amp(cfg.amp, device)
     cfg = cfg.replace(
         out=str(run_path),
-        amp=resolve_amp(cfg.amp, device),
+        amp=amp,
         lif_backend=lif_backend,
-        compile=resolve_compile(cfg.compile, lif_backend, device, ctx.world_size),
+        compile=resolve_compile(cfg.compile, lif_backend, device, ctx.world_size, amp=amp),
     )
     ckpt = RunDir.prepare(run_path, bool(resume), ctx.is_main)  # checks only; None: a new run or no checkpoint yet
     if cfg.tensorboard:
