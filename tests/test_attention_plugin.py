@@ -1,5 +1,6 @@
 """A new mechanism is one class: the registry, the model, energy, explain and ``bench budget`` pick it up."""
 
+import json
 import re
 
 import pytest
@@ -107,6 +108,8 @@ def test_a_registered_class_is_a_mechanism_everywhere(plugin, image_folder, tmp_
     with step_clock(1.0) as clock:
         assert budget_main([*args, "token_mean"], timer=clock) == 0
     assert re.search(r"^\| token_mean \| 0 \| [\d,]+ \|", capsys.readouterr().out, re.M)
+    energy = json.loads((tmp_path / "runs" / "token_mean-s0" / "energy.json").read_text())
+    assert energy["memory_aware_mj"] > energy["energy_mj"] > 0 and "break_even_rate" in energy
     saved = yaml.safe_load((tmp_path / "runs" / "token_mean-s0" / "config.yaml").read_text())
     assert saved["attention"] == "token_mean"
 

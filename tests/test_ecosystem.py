@@ -219,14 +219,14 @@ def test_compare_tables_the_differences_and_plots_the_curves(tiny_run, tmp_path,
     cfg = yaml.safe_load((other / "config.yaml").read_text())
     cfg["lr"] = 1e-3
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (other / "energy.json").write_text(json.dumps({"energy_mj": 0.0123}))
+    (other / "energy.json").write_text(json.dumps({"energy_mj": 0.0123, "memory_aware_mj": 0.456}))
     capsys.readouterr()
     assert main(["compare", str(tiny_run.path), str(other), "--out", str(tmp_path / "cmp")]) == 0
     table = capsys.readouterr().out
     header = next(line for line in table.splitlines() if line.startswith("| run"))
     assert header.split(" | ")[1] == "lr"  # the one setting that differs
     final = json.loads((tiny_run.path / "final.json").read_text())
-    assert f"{final['final_test_top1']:.2f} %" in table and "12.3 µJ" in table
+    assert f"{final['final_test_top1']:.2f} %" in table and "12.3 µJ" in table and "456.0 µJ" in table
     assert (tmp_path / "cmp" / "compare.png").read_bytes().startswith(PNG)
     assert (tmp_path / "cmp" / "compare.md").read_text().startswith("| run | lr |")
     assert main(["compare", str(tiny_run.path), str(tmp_path / "nope"), "--out", str(tmp_path / "c2")]) == 1

@@ -88,6 +88,7 @@ def run_one(
     """Train (or resume, or reuse) one run and measure its energy; ``timer`` is the clock its budget is read on."""
     from ..analysis.energy import estimate_energy
     from ..analysis.firing import measure_rates
+    from ..analysis.memory_energy import break_even, memory_aware_energy
     from ..cli.common import checkpoint_test_set, model_from_checkpoint
     from ..data.loaders import build_test_loader
     from ..engine.config import build_config
@@ -108,9 +109,14 @@ def run_one(
     if not energy_file.exists():
         model, ckpt = model_from_checkpoint(str(out / "last.pt"))
         test_ds, info = checkpoint_test_set(ckpt, n_images=args.energy_images)
-        rep = estimate_energy(model, measure_rates(model, build_test_loader(test_ds, 100, 0, layout=info.layout)))
-        energy_file.write_text(json.dumps({"energy_mj": rep.energy_mj, "mac_ops": rep.mac_ops, "ac_ops": rep.ac_ops,
-                                           "images": rep.images}))  # fmt: skip
+        monitor = measure_rates(model, build_test_loader(test_ds, 100, 0, layout=info.layout))
+        rep, memory = estimate_energy(model, monitor), memory_aware_energy(model, monitor)
+        even = break_even(model, monitor, measured=memory)
+        energy_file.write_text(json.dumps({
+            "energy_mj": rep.energy_mj, "mac_ops": rep.mac_ops, "ac_ops": rep.ac_ops, "images": rep.images,
+            "memory_aware_mj": memory.mj, "break_even_rate": even["break_even_rate"],
+            "effective_rate": even.get("effective_rate"),
+        }))  # fmt: skip
     energy = json.loads(energy_file.read_text())
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))

@@ -10,8 +10,8 @@ from typing import Any
 
 DESCRIPTION = """Compare training runs: the settings in which their configs differ, final and best test top-1,
 epochs, training speed (median images/s over epochs) and energy per image where measured (energy.json, written by
-`s2tdpt bench budget`). With --out DIR, also DIR/compare.png (loss, top-1 and learning rate of every run against
-epoch) and DIR/compare.md (the table)."""
+`s2tdpt bench budget`: Eq. 29 and the memory-aware estimate). With --out DIR, also DIR/compare.png (loss, top-1
+and learning rate of every run against epoch) and DIR/compare.md (the table)."""
 
 IGNORED_KEYS = ("out",)  # differs between any two runs, says nothing
 
@@ -63,18 +63,22 @@ def differences(configs: list[dict[str, Any]]) -> list[str]:
 
 def table(runs: list[dict[str, Any]]) -> str:
     keys = differences([r["config"] for r in runs])
-    head = ["run", *keys, "final top-1", "best top-1", "epochs", "images/s", "energy / image"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(keys + ["run"]) + "---:|" * 5]
+    memory = any("memory_aware_mj" in r["energy"] for r in runs)  # bench budget writes it beside Eq. 29
+    head = ["run", *keys, "final top-1", "best top-1", "epochs", "images/s", "energy / image (Eq. 29)"]
+    head += ["memory-aware / image"] if memory else []
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(keys + ["run"]) + "---:|" * (5 + memory)]
     for r in runs:
         final, m = r["final"], r["metrics"]
         top1 = final.get("final_test_top1", m[-1].get("test_top1") if m else None)
         best = final.get("best_test_top1", max((x["test_top1"] for x in m if "test_top1" in x), default=None))
         epochs = final.get("epochs_reached", m[-1]["epoch"] if m else None)
         speed = [x["images_per_s"] for x in m if "images_per_s" in x]
-        energy = r["energy"].get("energy_mj")
+        energy, mem = r["energy"].get("energy_mj"), r["energy"].get("memory_aware_mj")
         cells = [r["name"], *(_cell(r["config"].get(k)) for k in keys), _pct(top1), _pct(best),
                  "–" if epochs is None else f"{epochs:g}", f"{statistics.median(speed):.0f}" if speed else "–",
                  "–" if energy is None else f"{energy * 1e3:.1f} µJ"]  # fmt: skip
+        if memory:
+            cells.append("–" if mem is None else f"{mem * 1e3:.1f} µJ")
         lines.append("| " + " | ".join(cells) + " |")
     if not keys:
         lines.append("\n(the runs' configs are the same, apart from their folders)")
