@@ -81,6 +81,10 @@ def test_export_writes_weights_without_pickle_and_every_command_takes_the_folder
     model = load_pretrained(out)
     x = torch.randn(4, 3, 32, 32)
     assert torch.equal(_logits(model, x), _logits(original, x))
+    # weights trained ideal load onto memristive synapses: the model draws the devices the file does not hold
+    on_devices = load_pretrained(out, attn_kwargs={"synapse": "reram_om"})
+    assert on_devices.blocks[0].attn.synapse.name == "reram_om"
+    assert torch.equal(on_devices.head.weight, original.head.weight)
 
     results = []
     for source in (ckpt_path, out):
