@@ -23,7 +23,7 @@ from .args import StrictParser
 COMMANDS = {
     "train": ("train_cmd", "train a model (no arguments: the quick start)"),
     "eval": ("eval_cmd", "evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix"),
-    "energy": ("energy_cmd", "theoretical energy per image, per layer"),
+    "energy": ("energy_cmd", "energy per image, per layer: Eq. 29 and memory-aware, break-even spike rate"),
     "explain": ("explain_cmd", "Grad-CAM and spike-firing-rate maps per image, attention maps"),
     "export": ("export_cmd", "export weights (safetensors + config.json) or an ONNX model"),
     "compare": ("compare_cmd", "compare runs: config differences, top-1, speed, energy; one plot of their curves"),

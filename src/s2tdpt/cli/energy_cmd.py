@@ -31,7 +31,7 @@ bits. Both are estimates of a model of a chip, not measurements."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("energy", help="theoretical energy per image, per layer", description=DESCRIPTION)
+    p = sub.add_parser("energy", help="energy per image, per layer: Eq. 29 and memory-aware", description=DESCRIPTION)
     p.add_argument("--model", choices=list_models(), help="named model (default: the checkpoint's)")
     p.add_argument(
         "--checkpoint",
