@@ -135,6 +135,7 @@ def epoch_row(recipe: Path, data_dir: Path, device: str, out: Path, overrides: d
     import yaml
 
     from s2tdpt.engine.config import TrainConfig
+    from s2tdpt.engine.curves import read_metrics
     from s2tdpt.engine.train import train
 
     cfg = yaml.safe_load(recipe.read_text())
@@ -144,11 +145,9 @@ def epoch_row(recipe: Path, data_dir: Path, device: str, out: Path, overrides: d
     t0 = time.perf_counter()
     result = train(TrainConfig(**cfg))
     wall = time.perf_counter() - t0
-    metrics = (out / "metrics.csv").read_text().splitlines()
-    header, last = metrics[0].split(","), metrics[-1].split(",")
-    row = dict(zip(header, last, strict=True))
+    row = read_metrics(out / "metrics.csv")[-1]
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    return dict(epoch_s=float(row["epoch_s"]), train_s=float(row["train_s"]), images_per_s=float(row["images_per_s"]),
+    return dict(epoch_s=row["epoch_s"], train_s=row["train_s"], images_per_s=row["images_per_s"],
                 wall_s=wall, test_top1=result.final_test_top1, amp=saved["amp"], lif_backend=saved["lif_backend"],
                 compile=saved["compile"], workers=saved["workers"], batch_size=saved["batch_size"])  # fmt: skip
 

@@ -79,6 +79,7 @@ def test_export_writes_weights_without_pickle_and_every_command_takes_the_folder
     assert set(tensors) == set(original.state_dict())
     assert all(torch.equal(tensors[k], v) for k, v in original.state_dict().items())
     model = load_pretrained(out)
+    assert all(torch.equal(v, original.state_dict()[k]) for k, v in model.state_dict().items())
     x = torch.randn(4, 3, 32, 32)
     assert torch.equal(_logits(model, x), _logits(original, x))
     # weights trained ideal load onto memristive synapses: the model draws the devices the file does not hold
