@@ -12,12 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from s2tdpt.data.idx import write_idx
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Under pytest-xdist (`-n`, README) the workers share the cores: one worker per core with one thread each is
+# faster than several workers whose thread pools contend for the same cores. Subprocesses inherit the setting.
+# A thread count the user set is kept; the one set here (marked) is recomputed in each worker, which inherits the
+# controller's environment.
+if os.environ.get("OMP_NUM_THREADS", "") in ("", os.environ.get("S2TDPT_TEST_THREADS")):
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _threads = str(max(1, min(2, (os.cpu_count() or 1) // _workers)))
+    os.environ["OMP_NUM_THREADS"] = os.environ["S2TDPT_TEST_THREADS"] = _threads
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
