@@ -6,8 +6,8 @@ written out in the same generated kernel, and in two (the sums with the LIF's ba
 
 Shapes are those of ``s2tdpt_4_384`` at batch 64, T = 4 (the layers where a BN feeds a LIF): the tokenizer's
 stages at 32×32 and 16×16 (``[T·B, C, H, W]``) and a block's QKV and MLP-hidden BNs (tokens ``[T, B, N, C]``).
-Prints the median time of each per layer and its speed relative to the first. float32; the kernels compile in the
-untimed first round, after a check that all three give the same gradients.
+Prints the median time of each per layer and its speed relative to the first. float32; the kernels compile in a first
+check that all three give the same gradients, and round 0 is not timed.
 """
 
 from __future__ import annotations

@@ -20,11 +20,12 @@ from s2tdpt.data.idx import write_idx
 
 # Under pytest-xdist (`-n`, README) the workers share the cores: one worker per core with one thread each is
 # faster than several workers whose thread pools contend for the same cores. Subprocesses inherit the setting.
-# A thread count the user set is kept; the one set here (marked) is recomputed in each worker, which inherits the
-# controller's environment.
+# A thread count the user set is kept, for each worker; the one set here (marked) is recomputed in each worker, which
+# inherits the controller's environment. Cores: those this process may run on, as xdist's `-n auto` counts them.
 if os.environ.get("OMP_NUM_THREADS", "") in ("", os.environ.get("S2TDPT_TEST_THREADS")):
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    _threads = str(max(1, min(2, (os.cpu_count() or 1) // _workers)))
+    _threads = str(max(1, min(2, _cores // _workers)))
     os.environ["OMP_NUM_THREADS"] = os.environ["S2TDPT_TEST_THREADS"] = _threads
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
