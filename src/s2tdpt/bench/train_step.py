@@ -148,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {"machine": machine(), "model": args.model, "batch": args.batch_size, "rows": []}
     allocators = {"default": [False], "tuned": [True], "both": [False, True]}[args.malloc]
-    for tuned in allocators:
-        from s2tdpt.engine.hardware import native_bf16_cpu
+    from s2tdpt.engine.hardware import native_bf16_cpu
 
-        # an emulated bf16 product (AVX2 CPUs) is ~170x slower than fp32: its "peak" would take many minutes to
-        # measure and means nothing, so it is measured only where the CPU computes bf16 natively
-        dtypes = ("fp32", "bf16") if native_bf16_cpu() else ("fp32",)
+    # an emulated bf16 product (AVX2 CPUs) is ~170x slower than fp32: its "peak" would take many minutes to measure
+    # and means nothing, so it is measured only where the CPU computes bf16 natively
+    dtypes = ("fp32", "bf16") if native_bf16_cpu() else ("fp32",)
+    for tuned in allocators:
         peaks = {d: _worker(["--gemm-peak", d], tuned)["flop_s"] for d in dtypes}
         for mode in args.modes:
             for config in args.configs:

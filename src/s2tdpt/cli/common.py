@@ -10,7 +10,7 @@ from ..data.loaders import limit
 from ..data.registry import DatasetInfo, build_datasets, dataset_options
 from ..data.transforms import build_transform
 from ..engine.checkpoint import load_checkpoint
-from ..engine.pretrained import load_weights
+from ..engine.pretrained import model_with_weights
 from ..models import S2TDPT, S2TDPTConfig
 from ..models.factory import with_synapse
 
@@ -22,12 +22,8 @@ def model_from_checkpoint(path: str, synapse: str | dict | None = None) -> tuple
     does not hold come from the global generator (seed it first).
     """
     ckpt = load_checkpoint(path)
-    config = S2TDPTConfig.from_dict(ckpt["model_config"])
-    if synapse is not None:
-        config = with_synapse(config, synapse)
-    model = S2TDPT(config)
-    load_weights(model, ckpt["model"], f"the weights of {path}")
-    return model, ckpt
+    config = None if synapse is None else with_synapse(S2TDPTConfig.from_dict(ckpt["model_config"]), synapse)
+    return model_with_weights(ckpt, path, config), ckpt
 
 
 def checkpoint_test_set(

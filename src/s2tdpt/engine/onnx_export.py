@@ -69,16 +69,14 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
 def export_onnx_folder(ckpt: dict, out: str | Path, source: str = "the checkpoint") -> Path:
     """``model.onnx`` beside the same ``config.json`` as the safetensors export, written as one folder (complete
     or absent). Image models only: an event-frame model takes ``[T, B, C, H, W]`` frames, not exported yet."""
-    from ..models import S2TDPT, S2TDPTConfig
-    from .pretrained import load_weights, staged_folder, write_description
+    from .pretrained import model_with_weights, staged_folder, write_description
 
     if (ckpt.get("dataset") or {}).get("layout") == "frames":
         raise ValueError(
             f"{source} was trained on event frames [T, B, C, H, W]; ONNX export covers image models only for now "
             "(export its weights with the default --format safetensors)"
         )
-    model = S2TDPT(S2TDPTConfig.from_dict(ckpt["model_config"]))
-    load_weights(model, ckpt["model"], f"the weights of {source}")
+    model = model_with_weights(ckpt, source)
     with staged_folder(out) as tmp:
         export_onnx(model, tmp / "model.onnx")  # it carries the weights
         write_description(ckpt, tmp)

@@ -197,17 +197,25 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         raise CheckpointError(f"{source} do not fit this model — " + " | ".join(parts))
 
 
+def model_with_weights(ckpt: dict[str, Any], source: str, config: Any = None) -> torch.nn.Module:
+    """The model of ``ckpt["model_config"]`` (or of ``config``, a changed copy of it) with ``ckpt["model"]`` loaded,
+    for a checkpoint and an exported folder alike (:func:`load_weights`' checks; ``source`` names the file)."""
+    from ..models import S2TDPT, S2TDPTConfig
+
+    model = S2TDPT(config or S2TDPTConfig.from_dict(ckpt["model_config"]))
+    load_weights(model, ckpt["model"], f"the weights of {source}")
+    return model
+
+
 def load_pretrained(source: str | Path, **overrides: Any) -> torch.nn.Module:
     """The model of an exported folder or hub id (``hf-hub:user/repo``), with its weights, in eval mode.
 
     ``overrides`` change its config (e.g. ``lif_backend="torch"``); a change of shape (``num_classes=5``) is
     refused with the tensors that no longer fit.
     """
-    from ..models import S2TDPT, S2TDPTConfig
+    from ..models import S2TDPTConfig
     from ..models.factory import resolve_config
 
     ckpt = read_pretrained(source)
     config = resolve_config(S2TDPTConfig.from_dict(ckpt["model_config"]), **overrides)
-    model = S2TDPT(config)
-    load_weights(model, ckpt["model"], f"the weights of {source}")
-    return model.eval()
+    return model_with_weights(ckpt, str(source), config).eval()

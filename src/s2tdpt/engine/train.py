@@ -91,8 +91,10 @@ def resolve_compile(
         compiled.require(device.type, "--compile on")
         return "on"
     kind = cpu_kind() if kind is None else kind
-    wanted = device.type == "cpu" and kind in COMPILE_FASTER_ON and lif_backend == "compiled" and world_size == 1
-    wanted = wanted and amp == "bf16"
+    wanted = (
+        device.type == "cpu" and kind in COMPILE_FASTER_ON and amp == "bf16" and lif_backend == "compiled"
+        and world_size == 1
+    )  # fmt: skip
     return "on" if wanted and compiled.available(device.type) else "off"
 
 
