@@ -18,16 +18,7 @@ from pathlib import Path
 
 import torch
 
-from s2tdpt.bench.common import machine
-
-
-def _time(fn, calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from s2tdpt.bench.common import machine, time_median
 
 
 def main() -> None:
@@ -73,7 +64,7 @@ def main() -> None:
                 results = {name: [] for name in runtimes}
                 for _ in range(args.rounds):
                     for name, fn in runtimes.items():
-                        results[name].append(_time(fn, args.calls))
+                        results[name].append(time_median(fn, args.calls, warmup=0)[0])
             for name, times in results.items():
                 med = statistics.median(times)
                 print(f"| {batch} | {name} | {med:.4f} | {min(times):.4f} – {max(times):.4f} | {batch / med:.0f} |")

@@ -24,7 +24,6 @@ from torch.profiler import ProfilerActivity, profile
 
 from s2tdpt.bench.common import TrainingStep, machine
 from s2tdpt.engine.fast import CompiledInference, compile_training, prepare_inference
-from s2tdpt.engine.hardware import native_bf16_cpu
 
 KINDS = {  # first matching prefix wins
     "matrix products, convolutions": ("aten::mm", "aten::addmm", "aten::bmm", "aten::convolution_backward",
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="the whole model under torch.compile (as in BENCHMARKS.md)")
     args = ap.parse_args(argv)
 
-    amp = native_bf16_cpu()  # emulated bf16 (AVX2 CPUs) is ~170x slower than fp32: profile what training runs
-    bench = TrainingStep(args.model, args.batch_size, amp=amp)
+    bench = TrainingStep(args.model, args.batch_size)  # bf16 only where native, as training picks
+    amp = bench.amp
     step = bench.step
     if args.mode == "train" and args.compile:
         bench.model = compile_training(bench.model)
