@@ -190,16 +190,31 @@ def test_onnx_export_matches_pytorch_on_a_firing_network(tiny_run, tmp_path):
 # ---------------------------------------------------------------------------------------- curves, TensorBoard, compare
 
 
-def test_every_run_draws_its_curves_each_epoch(tiny_run, tmp_path):
+def test_curves_are_drawn_after_the_first_epoch_then_at_most_every_30_s_and_at_the_end(tiny_run, tmp_path):
     assert (tiny_run.path / "curves.png").read_bytes().startswith(PNG)
-    from s2tdpt.engine.run import RunDir
+    from s2tdpt.engine.run import CURVES_EVERY_S, RunDir
 
-    run = RunDir(tmp_path)
-    for epoch in (1, 2):
-        (tmp_path / "curves.png").unlink(missing_ok=True)
+    now = [0.0]
+    run = RunDir(tmp_path, timer=lambda: now[0])
+    picture = tmp_path / "curves.png"
+
+    def epoch_at(t, epoch):  # one epoch's row, appended when the training clock reads t
+        now[0] = t
+        picture.unlink(missing_ok=True)
         run.append_metrics(dict(epoch=epoch, lr=1e-3, train_loss=2.0 / epoch, train_top1=10.0 * epoch,
                                 test_loss=2.1 / epoch, test_top1=9.0 * epoch))  # fmt: skip
-        assert (tmp_path / "curves.png").read_bytes().startswith(PNG)  # redrawn after every epoch
+        return picture.exists()
+
+    assert CURVES_EVERY_S == 30.0
+    assert epoch_at(5.0, 1)  # the first epoch: drawn at once
+    assert not epoch_at(20.0, 2)  # 15 s after the last drawing
+    assert epoch_at(35.0, 3)  # 30 s after it
+    assert not epoch_at(40.0, 4)
+    run.save_final({})  # the end of the run draws the rows not yet shown
+    assert picture.read_bytes().startswith(PNG)
+    picture.unlink()
+    run.save_final({})  # nothing new since: not drawn again
+    assert not picture.exists()
 
 
 def test_tensorboard_logs_each_epoch_or_says_what_to_install(image_folder, tmp_path, monkeypatch, capsys):

@@ -1,5 +1,6 @@
-"""Pictures of training: a run's curves (``curves.png``, redrawn after every epoch) and several runs' side by side
-(``s2tdpt compare``). Read from ``metrics.csv``; matplotlib (Agg) is imported on first use."""
+"""Pictures of training: a run's curves (``curves.png``, redrawn as the run goes: ``RunDir.draw_curves``) and
+several runs' side by side (``s2tdpt compare``). Read from ``metrics.csv``; matplotlib (Agg) is imported on first
+use."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ RUN_FILES = ("config.yaml", "metrics.csv", "curves.png", "train.log", "final.jso
 # model config fields that select an implementation of the same neuron, not a different model
 IMPLEMENTATION_FIELDS = ("lif_backend",)
 LOGGER = "s2tdpt"
+#: during a run, curves.png is redrawn at most this often (seconds of the training clock), and once more at its end:
+#: one redraw (matplotlib, a few rows) costs a noticeable part of a short epoch, nothing of a long one
+CURVES_EVERY_S = 30.0
 
 
 class RunFolderError(RuntimeError):
@@ -103,10 +106,13 @@ def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
 class RunDir:
     """Writes the artefacts of one run. ``RunDir(None)`` (non-zero DDP ranks) writes nothing."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, timer: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.start_note = ""  # what `start` did, for the log: resumed after epoch N, restarted
         self._tensorboard = None  # a SummaryWriter, when asked for
+        self._timer = timer  # seconds, any origin: when curves.png was last drawn (tests pass a simulated clock)
+        self._drawn_at: float | None = None  # None: not drawn yet by this process
+        self._undrawn = False  # metrics.csv has rows that curves.png does not show yet
 
     @staticmethod
     def check_tensorboard() -> None:
@@ -185,7 +191,7 @@ class RunDir:
     @classmethod
     def start(
         cls, path: Path, cfg: TrainConfig, model_config: dict[str, Any], ckpt: dict[str, Any] | None, *,
-        resume: bool, is_main: bool = True,
+        resume: bool, is_main: bool = True, timer: Callable[[], float] = time.monotonic,
     ) -> RunDir:  # fmt: skip
         """Create (or reopen) the folder and write config.yaml, after checking that the checkpoint fits the model.
 
@@ -204,10 +210,10 @@ class RunDir:
         if not is_main:
             return cls(None)
         if not resume:
-            run = cls.create(path)
+            run = cls.create(path, timer)
             run.save_config(cfg)
             return run
-        run = cls(path)
+        run = cls(path, timer)
         previous = ckpt["train_config"] if ckpt else yaml.safe_load((path / "config.yaml").read_text())
         for stale in path.glob(".*.tmp-*"):  # temporary files of a process that was killed while writing
             stale.unlink(missing_ok=True)
@@ -226,13 +232,13 @@ class RunDir:
         return run
 
     @classmethod
-    def create(cls, path: Path) -> RunDir:
+    def create(cls, path: Path, timer: Callable[[], float] = time.monotonic) -> RunDir:
         cls.check_new(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RunFolderError(f"cannot create run folder {path}: {e.strerror}; choose another --out") from None
-        return cls(path)
+        return cls(path, timer)
 
     # --- during the run
     def save_config(self, cfg: TrainConfig) -> None:
@@ -252,15 +258,26 @@ class RunDir:
         w.writerow({k: row.get(k, "") for k in METRIC_COLUMNS})
         with self._writing("metrics.csv"), open(file, "a", newline="") as f:
             f.write(buf.getvalue())  # one write: a crash leaves at most a partial last line, dropped on resume
-        try:  # a picture of the numbers above: its failure costs the picture, never the run
-            plot_runs({self.path.name: read_metrics(file)}, self.path / "curves.png", title=self.path.name)
-        except Exception as e:  # noqa: BLE001 - any plotting failure (a full disk included) is a warning
-            logging.getLogger("s2tdpt").warning(f"could not draw {self.path / 'curves.png'}: {type(e).__name__}: {e}")
+        self._undrawn = True
+        if self._drawn_at is None or self._timer() - self._drawn_at >= CURVES_EVERY_S:
+            self.draw_curves()
         if self._tensorboard is not None:
             for key in METRIC_COLUMNS[1:]:
                 if isinstance(row.get(key), (int, float)):
                     self._tensorboard.add_scalar(key, row[key], global_step=int(row["epoch"]))
             self._tensorboard.flush()
+
+    def draw_curves(self) -> None:
+        """(Re)draw curves.png from metrics.csv: after the first epoch, then at most every :data:`CURVES_EVERY_S`
+        seconds, and at the end of the run (:meth:`save_final`)."""
+        if not self.path or not self._undrawn:
+            return
+        self._drawn_at, self._undrawn = self._timer(), False
+        try:  # a picture of metrics.csv: its failure costs the picture, never the run
+            plot_runs({self.path.name: read_metrics(self.path / "metrics.csv")}, self.path / "curves.png",
+                      title=self.path.name)  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - any plotting failure (a full disk included) is a warning
+            logging.getLogger("s2tdpt").warning(f"could not draw {self.path / 'curves.png'}: {type(e).__name__}: {e}")
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """On resume: drop rows of epochs after the checkpoint (written before a crash, not in the weights)."""
@@ -287,6 +304,7 @@ class RunDir:
             self._copy_last_to_best()
 
     def save_final(self, summary: dict[str, Any]) -> None:
+        self.draw_curves()  # the epochs since the last drawing
         if self.path:
             self._write_text("final.json", json.dumps(summary, indent=2) + "\n")
         if self._tensorboard is not None:

@@ -164,7 +164,7 @@ def _train(
     model = S2TDPT(model_cfg).to(device)
     if cfg.init and not ckpt:  # a resumed run continues from its own checkpoint instead
         load_initial_weights(model, cfg.init)
-    run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main)
+    run = RunDir.start(run_path, cfg, model_cfg.to_dict(), ckpt, resume=bool(resume), is_main=ctx.is_main, timer=timer)
     if cfg.tensorboard:
         run.log_to_tensorboard(ckpt["epoch"] if ckpt else 0)
     log = setup_logging(run, ctx.is_main)
