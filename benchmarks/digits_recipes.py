@@ -1,0 +1,145 @@
+"""Recipes for the embedded quick start (8×8 digits), several seeds each: test errors per epoch, with weight EMAs
+and precise BN evaluated in the same runs.
+
+    OMP_NUM_THREADS=1 python benchmarks/digits_recipes.py --seeds 0 1 2 3 4 [--epochs 16] [--shift 0.5]
+        [--ema 0.9 0.98] [--precise-bn] [--model-kwargs '{"embed_dim": 96}']
+
+The loop is ``s2tdpt train``'s recipe (AdamW with no decay on norm and bias, warm-up then per-step cosine to 1e-5,
+label smoothing, seeds from ``seed_everything(seed, 0)`` for the model and ``(seed, 1, epoch, 0)`` for each
+epoch's order) on in-memory tensors, so it is fast to sweep and can try what the CLI has no flag for: ``--shift P``
+moves an image by a random whole pixel in x and y (each of −1, 0, +1, zero padding) with probability P (``--crop-pad
+1`` is P = 1). Batch order differs from the CLI's DataLoader, so a seed's figure differs from ``s2tdpt train
+--seed N``'s; compare recipes with each other here. One JSON line per run, then a summary per column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+
+import torch
+from timm.loss import LabelSmoothingCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from timm.utils import ModelEmaV3
+from torch import nn
+
+from s2tdpt.data.datasets import NORMALIZATION
+from s2tdpt.data.digits import load_digits_split
+from s2tdpt.engine.train import seed_everything
+from s2tdpt.models import S2TDPT, resolve_config
+
+
+def digits_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The quick start's split, normalised as it trains: images [N, 1, 8, 8], labels [N]."""
+    x_tr, x_te, y_tr, y_te = load_digits_split()
+    (mean,), (std,) = NORMALIZATION["digits"]
+
+    def prep(x):
+        return ((torch.tensor(x).float() / 255 - mean) / std)[:, None]
+
+    return prep(x_tr), torch.tensor(y_tr), prep(x_te), torch.tensor(y_te)
+
+
+def random_shift(x: torch.Tensor, p: float, fill: float) -> torch.Tensor:
+    """Each image [1, 8, 8] moved by (dy, dx) ∈ {−1, 0, 1}², uniformly, with probability ``p``; zero padding."""
+    b, _, h, w = x.shape
+    padded = nn.functional.pad(x, (1, 1, 1, 1), value=fill)
+    dx, dy = torch.randint(0, 3, (b,)), torch.randint(0, 3, (b,))
+    keep = torch.rand(b) >= p
+    dy[keep], dx[keep] = 1, 1  # offset 1 in the padded image = not moved
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i : i + 128]).argmax(1) for i in range(0, len(x), 128)])
+    return int((pred != y).sum())
+
+
+def precise_bn(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """A copy whose BatchNorm statistics are the exact average over one pass of ``x`` (batches of 64)."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), 64):
+            model(x[i : i + 64])
+    return model
+
+
+def run(args: argparse.Namespace, seed: int, data) -> dict:
+    xtr, ytr, xte, yte = data
+    seed_everything(seed, 0)
+    cfg = resolve_config(
+        "s2tdpt_digits", num_classes=10, in_chans=1, img_size=8, lif_backend="fused", **json.loads(args.model_kwargs)
+    )
+    model = S2TDPT(cfg)
+    opt = create_optimizer_v2(model, "adamw", lr=args.lr, weight_decay=0.01)
+    steps = math.ceil(len(xtr) / args.batch_size)
+    sched = CosineLRScheduler(
+        opt, t_initial=args.epochs * steps, lr_min=1e-5, warmup_t=steps, warmup_lr_init=1e-5, t_in_epochs=False
+    )
+    criterion = LabelSmoothingCrossEntropy(args.smoothing)
+    emas = [ModelEmaV3(model, decay=d) for d in args.ema]
+    (mean,), (std,) = NORMALIZATION["digits"]
+    fill = (0.0 - mean) / std  # a black pixel after normalisation
+    per_epoch, train_s, step = [], 0.0, 0
+    for epoch in range(args.epochs):
+        seed_everything(seed, 1, epoch, 0)
+        order = torch.randperm(len(xtr))
+        model.train()
+        t0 = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * args.batch_size : (i + 1) * args.batch_size]
+            images = random_shift(xtr[idx], args.shift, fill) if args.shift > 0 else xtr[idx]
+            sched.step_update(step)
+            step += 1
+            loss = criterion(model(images), ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for ema in emas:
+                ema.update(model, step=step)
+        train_s += time.perf_counter() - t0
+        per_epoch.append(errors(model, xte, yte))
+    nets = [("model", model)] + [(f"ema {d}", e.module) for d, e in zip(args.ema, emas, strict=True)]
+    columns = {name: errors(net, xte, yte) for name, net in nets}
+    if args.precise_bn:
+        columns |= {f"{name}, precise BN": errors(precise_bn(net, xtr), xte, yte) for name, net in nets}
+    return dict(seed=seed, train_s=round(train_s, 1), errors_per_epoch=per_epoch, final_errors=columns)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--smoothing", type=float, default=0.1)
+    p.add_argument("--shift", type=float, default=0.0, help="probability of a random ±1-pixel shift")
+    p.add_argument("--ema", type=float, nargs="*", default=[], help="decays of weight EMAs (timm ModelEmaV3)")
+    p.add_argument("--precise-bn", action="store_true", help="also evaluate with precise BN statistics")
+    p.add_argument("--model-kwargs", default="{}", help="JSON overrides of s2tdpt_digits' config")
+    args = p.parse_args()
+    data = digits_tensors()
+    n_test = len(data[3])
+    results = []
+    for seed in args.seeds:
+        results.append(run(args, seed, data))
+        print(json.dumps(results[-1]), flush=True)
+    for column in results[0]["final_errors"]:
+        errs = [r["final_errors"][column] for r in results]
+        accs = [100.0 * (n_test - e) / n_test for e in errs]
+        print(f"{column:>24}: errors {errs}, top-1 mean {sum(accs) / len(accs):.2f} % (min {min(accs):.2f} %)")
+
+
+if __name__ == "__main__":
+    main()
