@@ -3,6 +3,7 @@ and the GPU check's dry run."""
 
 import importlib.util
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -215,6 +216,31 @@ def test_curves_are_drawn_after_the_first_epoch_then_at_most_every_30_s_and_at_t
     picture.unlink()
     run.save_final({})  # nothing new since: not drawn again
     assert not picture.exists()
+
+
+def test_a_resumed_run_redraws_its_curves_and_a_drawing_failure_is_only_a_warning(tmp_path, monkeypatch, caplog):
+    from s2tdpt.engine import run as run_module
+
+    now = [0.0]
+    run = run_module.RunDir(tmp_path, timer=lambda: now[0])
+    for epoch in (1, 2, 3):  # drawn after epoch 1 only: the clock stays within 30 s
+        run.append_metrics(dict(epoch=epoch, lr=1e-3, train_loss=1.0, train_top1=50.0, test_loss=1.0, test_top1=50.0))
+    drawn = []
+    monkeypatch.setattr(run_module, "plot_runs", lambda runs, out, title="": drawn.append(len(runs[title])))
+    resumed = run_module.RunDir(tmp_path, timer=lambda: now[0])  # a process resuming after epoch 2's checkpoint
+    resumed.truncate_metrics(2)
+    resumed.save_final({})  # nothing left to train
+    assert drawn == [2]  # redrawn from the truncated metrics.csv
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_module, "plot_runs", broken)
+    monkeypatch.setattr(logging.getLogger("s2tdpt"), "propagate", True)  # a training run in this process turned it off
+    with caplog.at_level("WARNING", logger="s2tdpt"):
+        run_module.RunDir(tmp_path).append_metrics(dict(epoch=3, lr=1e-3))
+    assert "could not draw" in caplog.text and "No space left on device" in caplog.text
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4  # the row was written all the same
 
 
 def test_tensorboard_logs_each_epoch_or_says_what_to_install(image_folder, tmp_path, monkeypatch, capsys):

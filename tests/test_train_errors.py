@@ -301,6 +301,24 @@ def test_ctrl_c_is_one_line_with_how_to_resume_and_status_130(tmp_path, monkeypa
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+def test_a_run_that_stops_early_still_draws_every_epoch_it_logged(tmp_path, monkeypatch):
+    import s2tdpt.engine.train as engine_train
+
+    calls, evaluate, drawn = [], engine_train.evaluate, []
+
+    def interrupted_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine_train, "evaluate", interrupted_in_epoch_3)
+    monkeypatch.setattr(run_module, "plot_runs", lambda runs, out, title="": drawn.append(len(runs[title])))
+    assert train(tmp_path / "run", epochs=3) == 130
+    assert drawn[0] == 1  # after the first epoch
+    assert drawn[-1] == 2  # the last drawing, as the run stopped, shows both epochs in metrics.csv
+
+
 # --- unclear messages
 
 

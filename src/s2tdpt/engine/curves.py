@@ -65,7 +65,7 @@ def plot_runs(runs: Mapping[str, list[dict[str, float]]], out: str | Path, title
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    # fixed margins: tight_layout's text measuring was 40 % of the drawing time, paid after every epoch
+    # fixed margins: tight_layout's text measuring was 40 % of the drawing time, paid at every redraw
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.82 if title else 0.88, wspace=0.28)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

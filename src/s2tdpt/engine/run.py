@@ -277,7 +277,7 @@ class RunDir:
             plot_runs({self.path.name: read_metrics(self.path / "metrics.csv")}, self.path / "curves.png",
                       title=self.path.name)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - any plotting failure (a full disk included) is a warning
-            logging.getLogger("s2tdpt").warning(f"could not draw {self.path / 'curves.png'}: {type(e).__name__}: {e}")
+            logging.getLogger(LOGGER).warning(f"could not draw {self.path / 'curves.png'}: {type(e).__name__}: {e}")
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """On resume: drop rows of epochs after the checkpoint (written before a crash, not in the weights)."""
@@ -294,6 +294,7 @@ class RunDir:
         w.writeheader()
         w.writerows(rows)
         self._write_text("metrics.csv", buf.getvalue())
+        self._undrawn = True  # curves.png may show the dropped rows, or miss rows drawn less often than written
 
     def save_checkpoint(self, state: dict[str, Any], is_best: bool) -> None:
         if not self.path:

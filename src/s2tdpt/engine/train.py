@@ -228,74 +228,77 @@ def _train(
     clock = BudgetClock(cfg.time_budget, planned, train_seconds, timer) if cfg.time_budget else None
     epochs = itertools.count(start_epoch) if clock else range(start_epoch, cfg.epochs)
     test, epochs_reached = None, (epochs_done if ckpt else 0.0)
-    for epoch in epochs:
-        if clock and clock.spent():
-            break
-        seed_everything(cfg.seed, 1, epoch, ctx.rank)  # data order, augmentation and mixup depend on (seed, epoch)
-        data.train_sampler.set_epoch(epoch)
-        if mixup and cfg.mixup_off_epoch is not None and epoch >= cfg.mixup_off_epoch:
-            mixup.mixup_enabled = False
-        t0 = timer()
-        stats = train_one_epoch(
-            net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx, clock
-        )
-        train_s = timer() - t0
-        train_seconds += train_s
-        if clock:
-            clock.used = train_seconds
-        epochs_reached = epoch + stats["fraction"]
-        broadcast_buffers(model, ctx)
-        test = evaluate(model, data.test_loader, device, model_cfg.num_classes, cfg.amp, ctx)
-        is_best = test.top1 > best_top1
-        if is_best:
-            best_top1, best_epoch = test.top1, epoch
-        row = dict(
-            epoch=epoch + 1,  # counted from 1, as in train.log
-            lr=stats["lr"],
-            train_loss=round(stats["loss"], 5),
-            train_top1=round(stats["top1"], 3),
-            test_loss=round(test.loss, 5),
-            test_top1=round(test.top1, 3),
-            test_top5=round(test.top5, 3),
-            epoch_s=round(timer() - t0, 2),
-            images_per_s=round(stats["images"] / train_s, 1),
-            train_s=round(train_seconds, 1),
-        )
-        log.info(
-            f"epoch {epoch + 1}{'' if clock else f'/{cfg.epochs}'}  lr {row['lr']:.2e}  "
-            f"train loss {row['train_loss']:.4f} "
-            f"top-1 {row['train_top1']:.2f}%  |  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%  "
-            f"|  {row['epoch_s']:.1f} s, {row['images_per_s']:.0f} img/s"
-        )
-        run.append_metrics(row)
-        state = dict(
-            format=FORMAT,
-            version=__version__,
-            model_config=model_cfg.to_dict(),
-            train_config=cfg.to_dict(),
-            dataset=dict(
-                name=data.info.name,
-                layout=data.info.layout,
-                class_names=list(data.info.class_names),
-                num_classes=data.info.num_classes,
-                img_size=data.img_size,
-                mean=data.mean and list(data.mean),
-                std=data.std and list(data.std),
-            ),
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            scaler=scaler.state_dict(),
-            epoch=epoch + 1,
-            train_seconds=train_seconds,
-            epochs_reached=epochs_reached,
-            best_top1=best_top1,
-            best_epoch=best_epoch,
-            test_top1=test.top1,
-            test_top5=test.top5,
-            rng=rng_state(),
-        )
-        run.save_checkpoint(state, is_best)
+    try:
+        for epoch in epochs:
+            if clock and clock.spent():
+                break
+            seed_everything(cfg.seed, 1, epoch, ctx.rank)  # data order, augmentation and mixup depend on (seed, epoch)
+            data.train_sampler.set_epoch(epoch)
+            if mixup and cfg.mixup_off_epoch is not None and epoch >= cfg.mixup_off_epoch:
+                mixup.mixup_enabled = False
+            t0 = timer()
+            stats = train_one_epoch(
+                net, data.train_loader, optimizer, scheduler, scaler, criterion, mixup, epoch, cfg, ctx, clock
+            )
+            train_s = timer() - t0
+            train_seconds += train_s
+            if clock:
+                clock.used = train_seconds
+            epochs_reached = epoch + stats["fraction"]
+            broadcast_buffers(model, ctx)
+            test = evaluate(model, data.test_loader, device, model_cfg.num_classes, cfg.amp, ctx)
+            is_best = test.top1 > best_top1
+            if is_best:
+                best_top1, best_epoch = test.top1, epoch
+            row = dict(
+                epoch=epoch + 1,  # counted from 1, as in train.log
+                lr=stats["lr"],
+                train_loss=round(stats["loss"], 5),
+                train_top1=round(stats["top1"], 3),
+                test_loss=round(test.loss, 5),
+                test_top1=round(test.top1, 3),
+                test_top5=round(test.top5, 3),
+                epoch_s=round(timer() - t0, 2),
+                images_per_s=round(stats["images"] / train_s, 1),
+                train_s=round(train_seconds, 1),
+            )
+            log.info(
+                f"epoch {epoch + 1}{'' if clock else f'/{cfg.epochs}'}  lr {row['lr']:.2e}  "
+                f"train loss {row['train_loss']:.4f} "
+                f"top-1 {row['train_top1']:.2f}%  |  test top-1 {row['test_top1']:.2f}% top-5 {row['test_top5']:.2f}%  "
+                f"|  {row['epoch_s']:.1f} s, {row['images_per_s']:.0f} img/s"
+            )
+            run.append_metrics(row)
+            state = dict(
+                format=FORMAT,
+                version=__version__,
+                model_config=model_cfg.to_dict(),
+                train_config=cfg.to_dict(),
+                dataset=dict(
+                    name=data.info.name,
+                    layout=data.info.layout,
+                    class_names=list(data.info.class_names),
+                    num_classes=data.info.num_classes,
+                    img_size=data.img_size,
+                    mean=data.mean and list(data.mean),
+                    std=data.std and list(data.std),
+                ),
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                epoch=epoch + 1,
+                train_seconds=train_seconds,
+                epochs_reached=epochs_reached,
+                best_top1=best_top1,
+                best_epoch=best_epoch,
+                test_top1=test.top1,
+                test_top5=test.top5,
+                rng=rng_state(),
+            )
+            run.save_checkpoint(state, is_best)
+    finally:  # curves.png is drawn at most every 30 s: show every epoch, also when the run stops early
+        run.draw_curves()
 
     # a resumed run with nothing left to do reports what its checkpoint says
     final_top1 = test.top1 if test is not None else (ckpt or {}).get("test_top1", float("nan"))
