@@ -6,10 +6,12 @@ and precise BN evaluated in the same runs.
 
 The loop is ``s2tdpt train``'s recipe (AdamW with no decay on norm and bias, warm-up then per-step cosine to 1e-5,
 label smoothing, seeds from ``seed_everything(seed, 0)`` for the model and ``(seed, 1, epoch, 0)`` for each
-epoch's order) on in-memory tensors, so it is fast to sweep and can try what the CLI has no flag for: ``--shift P``
-moves an image by a random whole pixel in x and y (each of −1, 0, +1, zero padding) with probability P (``--crop-pad
-1`` is P = 1). Batch order differs from the CLI's DataLoader, so a seed's figure differs from ``s2tdpt train
---seed N``'s; compare recipes with each other here. One JSON line per run, then a summary per column.
+epoch's order, float32) on in-memory tensors, so it is fast to sweep and can try what the CLI has no flag for:
+``--shift P`` moves an image by a random whole pixel in x and y (each of −1, 0, +1, zero padding; (0, 0) is one of
+the nine) with probability P; ``--crop-pad 1`` is P = 1. It differs from the CLI in the batches: a random
+permutation per epoch whose last, partial batch is kept (45 steps of 32, the last of 29; the CLI's loader drops it:
+44 steps), so a seed's figure differs from ``s2tdpt train --seed N``'s; compare recipes with each other here. One
+JSON line per run, then a summary per column.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
 
 
 def precise_bn(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """A copy whose BatchNorm statistics are the exact average over one pass of ``x`` (batches of 64)."""
+    """A copy whose BatchNorm statistics are the average of the batch statistics over one pass of ``x`` (batches of
+    64, each weighted equally)."""
     model = copy.deepcopy(model)
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
