@@ -2,7 +2,7 @@
 and precise BN evaluated in the same runs.
 
     OMP_NUM_THREADS=1 python benchmarks/digits_recipes.py --seeds 0 1 2 3 4 [--epochs 16] [--shift 0.5]
-        [--ema 0.9 0.98] [--precise-bn] [--model-kwargs '{"embed_dim": 96}']
+        [--ema 0.9 0.98] [--precise-bn] [--model-kwargs '{"embed_dim": 128}']
 
 The loop is ``s2tdpt train``'s recipe (AdamW with no decay on norm and bias, warm-up then per-step cosine to 1e-5,
 label smoothing, seeds from ``seed_everything(seed, 0)`` for the model and ``(seed, 1, epoch, 0)`` for each
