@@ -179,6 +179,22 @@ def test_resume_with_another_lif_backend_works_and_a_model_change_is_named_befor
     assert {name: (run / name).read_bytes() for name in before} == before  # refused before anything was written
 
 
+def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from s2tdpt.models import config as model_configs
+
+    run = tmp_path / "run"
+    assert train(run) == 0
+    before = {name: (run / name).read_bytes() for name in ("config.yaml", "metrics.csv", "last.pt")}
+    named = model_configs.MODEL_CONFIGS["s2tdpt_digits"]
+    monkeypatch.setitem(model_configs.MODEL_CONFIGS, "s2tdpt_digits", dataclasses.replace(named, depth=2))
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "as an earlier version of s2tdpt defined it (depth 1 → 2)" in err and "--init" in err
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
 # --- silent wrong training
 
 

@@ -43,6 +43,9 @@ METRIC_COLUMNS = (
 RUN_FILES = ("config.yaml", "metrics.csv", "curves.png", "train.log", "final.json", "last.pt", "best.pt")
 # model config fields that select an implementation of the same neuron, not a different model
 IMPLEMENTATION_FIELDS = ("lif_backend",)
+# the settings that choose the model; with them unchanged, a different model config comes from the named model's
+# definition in another version of the package
+MODEL_SETTINGS = ("model", "model_kwargs", "attention", "timesteps", "neuron", "neuron_kwargs", "synapse")
 LOGGER = "s2tdpt"
 #: during a run, curves.png is redrawn at most this often (seconds of the training clock), and once more at its end:
 #: one redraw (matplotlib, a few rows) costs a noticeable part of a short epoch, nothing of a long one
@@ -202,6 +205,14 @@ class RunDir:
         epochs_done = ckpt["epoch"] if ckpt else 0
         if ckpt:
             changed = model_config_changes(ckpt["model_config"], model_config)
+            saved = ckpt["train_config"]
+            if changed and all(saved.get(k) == getattr(cfg, k) for k in MODEL_SETTINGS):
+                raise ConfigError(
+                    f"the checkpoint in {path} was trained with model {cfg.model!r} as an earlier version of s2tdpt "
+                    f"defined it ({_describe(changed)}), so the run cannot be continued; its checkpoints still work "
+                    f"with `s2tdpt eval`, and `s2tdpt train --init {path / 'last.pt'} --model-kwargs ...` with "
+                    f"the old values starts a new run from its weights"
+                )
             if changed:
                 raise ConfigError(
                     f"the checkpoint in {path} was trained with a different model ({_describe(changed)}); a resumed "
