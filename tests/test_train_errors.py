@@ -186,6 +186,9 @@ def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothi
 
     run = tmp_path / "run"
     assert train(run) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    del ckpt["train_config"]["neuron_kwargs"]  # as saved before that key existed: counts as its default
+    torch.save(ckpt, run / "last.pt")
     before = {name: (run / name).read_bytes() for name in ("config.yaml", "metrics.csv", "last.pt")}
     named = model_configs.MODEL_CONFIGS["s2tdpt_digits"]
     monkeypatch.setitem(model_configs.MODEL_CONFIGS, "s2tdpt_digits", dataclasses.replace(named, depth=2))
@@ -193,6 +196,24 @@ def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothi
     err = capsys.readouterr().err
     assert "as an earlier version of s2tdpt defined it (depth 1 → 2)" in err and "--init" in err
     assert {name: (run / name).read_bytes() for name in before} == before
+    monkeypatch.undo()
+
+    from s2tdpt.engine.train import train as engine_train
+
+    cfg, _ = resolve(build_parser().parse_args(["train", "--resume", str(run), "--epochs", "2"]))
+    with pytest.raises(ConfigError, match=r"different model \(img_size 8 → 16\)"):  # from the data, not the name
+        engine_train(cfg.replace(img_size=16), resume=run)
+
+
+def test_a_checkpoint_without_the_fields_later_versions_added_resumes(tmp_path):
+    run = tmp_path / "run"
+    assert train(run) == 0
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    for saved in (ckpt["model_config"], ckpt["train_config"]):
+        del saved["neuron_kwargs"]  # added on 2026-12-01; a checkpoint from before has no such key
+    torch.save(ckpt, run / "last.pt")
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
 
 
 # --- silent wrong training

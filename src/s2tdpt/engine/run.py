@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import json
@@ -46,6 +47,7 @@ IMPLEMENTATION_FIELDS = ("lif_backend",)
 # the settings that choose the model; with them unchanged, a different model config comes from the named model's
 # definition in another version of the package
 MODEL_SETTINGS = ("model", "model_kwargs", "attention", "timesteps", "neuron", "neuron_kwargs", "synapse")
+DATA_FIELDS = ("num_classes", "in_chans", "img_size")  # model config fields set from the data, not the name
 LOGGER = "s2tdpt"
 #: during a run, curves.png is redrawn at most this often (seconds of the training clock), and once more at its end:
 #: one redraw (matplotlib, a few rows) costs a noticeable part of a short epoch, nothing of a long one
@@ -97,9 +99,18 @@ def divergence_advice(path: Path, epochs_done: int, lr: float) -> str:
 
 
 def model_config_changes(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Fields where two model configs differ, ``{field: (saved, new)}``; the LIF implementation does not count."""
+    """Fields where two model configs differ, ``{field: (saved, new)}``; the LIF implementation does not count, and
+    a field that a config saved by an earlier version lacks counts as its default."""
+    from ..models import S2TDPTConfig
+
+    saved = {**S2TDPTConfig().to_dict(), **saved}
     keys = (set(saved) | set(new)) - set(IMPLEMENTATION_FIELDS)
     return {k: (saved.get(k), new.get(k)) for k in sorted(keys) if saved.get(k) != new.get(k)}
+
+
+def _train_default(key: str) -> Any:
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
@@ -206,12 +217,13 @@ class RunDir:
         if ckpt:
             changed = model_config_changes(ckpt["model_config"], model_config)
             saved = ckpt["train_config"]
-            if changed and all(saved.get(k) == getattr(cfg, k) for k in MODEL_SETTINGS):
+            same_settings = all(saved.get(k, _train_default(k)) == getattr(cfg, k) for k in MODEL_SETTINGS)
+            if changed and same_settings and not set(changed) & set(DATA_FIELDS):
                 raise ConfigError(
                     f"the checkpoint in {path} was trained with model {cfg.model!r} as an earlier version of s2tdpt "
                     f"defined it ({_describe(changed)}), so the run cannot be continued; its checkpoints still work "
-                    f"with `s2tdpt eval`, and `s2tdpt train --init {path / 'last.pt'} --model-kwargs ...` with "
-                    f"the old values starts a new run from its weights"
+                    f"with `s2tdpt eval`, and `s2tdpt train -c {path / 'config.yaml'} --init {path / 'last.pt'} "
+                    f"--model-kwargs ... --out NEW` with the old values starts a new run from its weights"
                 )
             if changed:
                 raise ConfigError(
