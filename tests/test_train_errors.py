@@ -201,7 +201,7 @@ def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothi
     from s2tdpt.engine.train import train as engine_train
 
     cfg, _ = resolve(build_parser().parse_args(["train", "--resume", str(run), "--epochs", "2"]))
-    with pytest.raises(ConfigError, match=r"different model \(img_size 8 → 16\)"):  # from the data, not the name
+    with pytest.raises(ConfigError, match=r"trained on other data \(img_size 8 → 16\): resume with the data"):
         engine_train(cfg.replace(img_size=16), resume=run)
 
 

@@ -225,6 +225,12 @@ class RunDir:
                     f"with `s2tdpt eval`, and `s2tdpt train -c {path / 'config.yaml'} --init {path / 'last.pt'} "
                     f"--model-kwargs ... --out NEW` with the old values starts a new run from its weights"
                 )
+            data_changed = {k: v for k, v in changed.items() if k in DATA_FIELDS}
+            if data_changed:
+                raise ConfigError(
+                    f"the checkpoint in {path} was trained on other data ({_describe(data_changed)}): resume with the "
+                    f"data it was trained on (its dataset, --data-dir and image size), or start a new run"
+                )
             if changed:
                 raise ConfigError(
                     f"the checkpoint in {path} was trained with a different model ({_describe(changed)}); a resumed "
