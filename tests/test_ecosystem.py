@@ -211,10 +211,10 @@ def test_curves_are_drawn_after_the_first_epoch_then_at_most_every_30_s_and_at_t
     assert not epoch_at(20.0, 2)  # 15 s after the last drawing
     assert epoch_at(35.0, 3)  # 30 s after it
     assert not epoch_at(40.0, 4)
-    run.save_final({})  # the end of the run draws the rows not yet shown
+    run.draw_curves()  # the end of the run draws the rows not yet shown
     assert picture.read_bytes().startswith(PNG)
     picture.unlink()
-    run.save_final({})  # nothing new since: not drawn again
+    run.draw_curves()  # nothing new since: not drawn again
     assert not picture.exists()
 
 
@@ -229,7 +229,7 @@ def test_a_resumed_run_redraws_its_curves_and_a_drawing_failure_is_only_a_warnin
     monkeypatch.setattr(run_module, "plot_runs", lambda runs, out, title="": drawn.append(len(runs[title])))
     resumed = run_module.RunDir(tmp_path, timer=lambda: now[0])  # a process resuming after epoch 2's checkpoint
     resumed.truncate_metrics(2)
-    resumed.save_final({})  # nothing left to train
+    resumed.draw_curves()  # the end of a resumed run with nothing left to train
     assert drawn == [2]  # redrawn from the truncated metrics.csv
 
     def broken(*args, **kwargs):

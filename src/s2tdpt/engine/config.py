@@ -232,7 +232,7 @@ def _check_values(cfg: TrainConfig) -> None:
     for name, low in at_least.items():
         value = getattr(cfg, name)
         if value is not None and value < low:
-            nullable = " (or null for the default)" if _field_default(name) is None else ""
+            nullable = " (or null for the default)" if field_default(name) is None else ""
             raise _bad(name, value, f"must be >= {low}{nullable}")
     for name in ("lr", "clip_grad", "time_budget"):
         value = getattr(cfg, name)
@@ -278,7 +278,8 @@ def resolve_synapse_option(value: Any) -> str | dict | None:
     return value
 
 
-def _field_default(name: str) -> Any:
+def field_default(name: str) -> Any:
+    """The default of a TrainConfig field (a fresh copy for mappings and lists)."""
     f = TrainConfig.__dataclass_fields__[name]
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import errno
 import io
 import json
@@ -26,7 +25,7 @@ from typing import Any
 import yaml
 
 from .checkpoint import atomic_torch_save, atomic_write, load_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, field_default
 from .curves import plot_runs, read_metrics
 
 METRIC_COLUMNS = (
@@ -107,10 +106,6 @@ def model_config_changes(saved: dict[str, Any], new: dict[str, Any]) -> dict[str
     keys = (set(saved) | set(new)) - set(IMPLEMENTATION_FIELDS)
     return {k: (saved.get(k), new.get(k)) for k in sorted(keys) if saved.get(k) != new.get(k)}
 
-
-def _train_default(key: str) -> Any:
-    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == key)
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
@@ -217,7 +212,7 @@ class RunDir:
         if ckpt:
             changed = model_config_changes(ckpt["model_config"], model_config)
             saved = ckpt["train_config"]
-            same_settings = all(saved.get(k, _train_default(k)) == getattr(cfg, k) for k in MODEL_SETTINGS)
+            same_settings = all(saved.get(k, field_default(k)) == getattr(cfg, k) for k in MODEL_SETTINGS)
             if changed and same_settings and not set(changed) & set(DATA_FIELDS):
                 raise ConfigError(
                     f"the checkpoint in {path} was trained with model {cfg.model!r} as an earlier version of s2tdpt "
@@ -297,8 +292,9 @@ class RunDir:
             self._tensorboard.flush()
 
     def draw_curves(self) -> None:
-        """(Re)draw curves.png from metrics.csv: after the first epoch, then at most every :data:`CURVES_EVERY_S`
-        seconds, and at the end of the run (:meth:`save_final`)."""
+        """(Re)draw curves.png from metrics.csv if it has rows the picture does not show: :meth:`append_metrics` calls
+        it after the first epoch, then at most every :data:`CURVES_EVERY_S` seconds; the training loop calls it when
+        its epochs end, however they end."""
         if not self.path or not self._undrawn:
             return
         self._drawn_at, self._undrawn = self._timer(), False
@@ -334,7 +330,6 @@ class RunDir:
             self._copy_last_to_best()
 
     def save_final(self, summary: dict[str, Any]) -> None:
-        self.draw_curves()  # the epochs since the last drawing
         if self.path:
             self._write_text("final.json", json.dumps(summary, indent=2) + "\n")
         if self._tensorboard is not None:
