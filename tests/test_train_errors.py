@@ -57,6 +57,29 @@ def files(run: Path) -> list[str]:
     return sorted(p.name for p in run.iterdir())
 
 
+def interrupt_in_epoch(monkeypatch, epoch: int) -> None:
+    """Ctrl-C in the evaluation of epoch ``epoch`` (counted from 1): that epoch's checkpoint is never written."""
+    import s2tdpt.engine.train as engine_train
+
+    calls, evaluate = [], engine_train.evaluate
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise KeyboardInterrupt
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine_train, "evaluate", interrupted)
+
+
+def drop_from_checkpoint(run: Path, key: str, *sections: str) -> None:
+    """Rewrite ``run/last.pt`` without ``key`` in the given config sections, as an earlier version saved it."""
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    for section in sections:
+        del ckpt[section][key]
+    torch.save(ckpt, run / "last.pt")
+
+
 class Killed(BaseException):
     """Stands for SIGKILL: nothing in the process catches it, no `finally` of the writer runs after it."""
 
@@ -186,9 +209,7 @@ def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothi
 
     run = tmp_path / "run"
     assert train(run) == 0
-    ckpt = torch.load(run / "last.pt", weights_only=False)
-    del ckpt["train_config"]["neuron_kwargs"]  # as saved before that key existed: counts as its default
-    torch.save(ckpt, run / "last.pt")
+    drop_from_checkpoint(run, "neuron_kwargs", "train_config")  # saved before that key existed: counts as its default
     before = {name: (run / name).read_bytes() for name in ("config.yaml", "metrics.csv", "last.pt")}
     named = model_configs.MODEL_CONFIGS["s2tdpt_digits"]
     monkeypatch.setitem(model_configs.MODEL_CONFIGS, "s2tdpt_digits", dataclasses.replace(named, depth=2))
@@ -208,10 +229,7 @@ def test_resuming_a_run_whose_named_model_was_redefined_says_so_and_writes_nothi
 def test_a_checkpoint_without_the_fields_later_versions_added_resumes(tmp_path):
     run = tmp_path / "run"
     assert train(run) == 0
-    ckpt = torch.load(run / "last.pt", weights_only=False)
-    for saved in (ckpt["model_config"], ckpt["train_config"]):
-        del saved["neuron_kwargs"]  # added on 2026-12-01; a checkpoint from before has no such key
-    torch.save(ckpt, run / "last.pt")
+    drop_from_checkpoint(run, "neuron_kwargs", "model_config", "train_config")  # the key was added on 2026-12-01
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 0
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
 
@@ -320,17 +338,7 @@ def test_out_that_cannot_be_a_run_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_ctrl_c_is_one_line_with_how_to_resume_and_status_130(tmp_path, monkeypatch, capsys):
-    import s2tdpt.engine.train as engine_train
-
-    calls, evaluate = [], engine_train.evaluate
-
-    def interrupted_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(engine_train, "evaluate", interrupted_in_epoch_2)
+    interrupt_in_epoch(monkeypatch, 2)
     run = tmp_path / "run"
     assert train(run, epochs=2) == 130
     err = capsys.readouterr().err
@@ -339,17 +347,8 @@ def test_ctrl_c_is_one_line_with_how_to_resume_and_status_130(tmp_path, monkeypa
 
 
 def test_a_run_that_stops_early_still_draws_every_epoch_it_logged(tmp_path, monkeypatch):
-    import s2tdpt.engine.train as engine_train
-
-    calls, evaluate, drawn = [], engine_train.evaluate, []
-
-    def interrupted_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(engine_train, "evaluate", interrupted_in_epoch_3)
+    interrupt_in_epoch(monkeypatch, 3)
+    drawn = []
     monkeypatch.setattr(run_module, "plot_runs", lambda runs, out, title="": drawn.append(len(runs[title])))
     assert train(tmp_path / "run", epochs=3) == 130
     assert drawn[0] == 1  # after the first epoch
