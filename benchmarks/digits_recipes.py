@@ -20,7 +20,9 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
 from timm.loss import LabelSmoothingCrossEntropy
@@ -33,6 +35,9 @@ from s2tdpt.data.datasets import NORMALIZATION
 from s2tdpt.data.digits import load_digits_split
 from s2tdpt.engine.train import seed_everything
 from s2tdpt.models import S2TDPT, resolve_config
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling script's function, also when imported from elsewhere
+from precise_bn import precise_bn  # noqa: E402
 
 
 def digits_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,21 +66,6 @@ def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     with torch.no_grad():
         pred = torch.cat([model(x[i : i + 128]).argmax(1) for i in range(0, len(x), 128)])
     return int((pred != y).sum())
-
-
-def precise_bn(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """A copy whose BatchNorm statistics are the average of the batch statistics over one pass of ``x`` (batches of
-    64, each weighted equally)."""
-    model = copy.deepcopy(model)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for i in range(0, len(x), 64):
-            model(x[i : i + 64])
-    return model
 
 
 def run(args: argparse.Namespace, seed: int, data) -> dict:
@@ -116,7 +106,11 @@ def run(args: argparse.Namespace, seed: int, data) -> dict:
     nets = [("model", model)] + [(f"ema {d}", e.module) for d, e in zip(args.ema, emas, strict=True)]
     columns = {name: errors(net, xte, yte) for name, net in nets}
     if args.precise_bn:
-        columns |= {f"{name}, precise BN": errors(precise_bn(net, xtr), xte, yte) for name, net in nets}
+        batches = [(xtr[i : i + 64], None) for i in range(0, len(xtr), 64)]  # one pass, batches of 64
+        for name, net in nets:
+            net = copy.deepcopy(net)
+            precise_bn(net, batches, passes=1)  # BN statistics = the average of the batch statistics
+            columns[f"{name}, precise BN"] = errors(net, xte, yte)
     return dict(seed=seed, train_s=round(train_s, 1), errors_per_epoch=per_epoch, final_errors=columns)
 
 
