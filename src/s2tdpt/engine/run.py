@@ -107,7 +107,6 @@ def model_config_changes(saved: dict[str, Any], new: dict[str, Any]) -> dict[str
     return {k: (saved.get(k), new.get(k)) for k in sorted(keys) if saved.get(k) != new.get(k)}
 
 
-
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in changes.items())
 
