@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from s2tdpt.data import NORMALIZATION, DatasetNotFound, build_datasets, default_normalization
-from s2tdpt.data.digits import load_digits_split
+from s2tdpt.data.digits import DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, load_digits_arrays, load_digits_split
 from s2tdpt.data.idx import read_idx, write_idx
 from s2tdpt.data.loaders import build_loaders
 from s2tdpt.engine.config import TrainConfig
@@ -19,6 +19,23 @@ def test_digits_split_is_fixed_and_stratified():
     assert np.bincount(y_te).min() >= 35 and np.bincount(y_te).max() <= 37  # stratified: ~36 per class
     again = load_digits_split()
     assert np.array_equal(again[1], x_te) and np.array_equal(again[3], y_te)
+
+
+def test_digits_are_scikit_learns_images_in_scikit_learns_split():
+    # the quick start reads scikit-learn's file and stores the split, so that it never imports scikit-learn
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    images, labels = load_digits_arrays()
+    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    train, test = train_test_split(
+        np.arange(len(d.target)), test_size=DIGITS_TEST_FRACTION, stratify=d.target, random_state=DIGITS_SPLIT_SEED
+    )
+    x_tr, x_te, y_tr, y_te = load_digits_split()
+    for part, x, y in ((np.sort(train), x_tr, y_tr), (np.sort(test), x_te, y_te)):
+        assert np.array_equal(x, np.round(d.images[part] * (255 / 16)).astype(np.uint8))
+        assert np.array_equal(y, d.target[part])
 
 
 def test_digits_constants_match_the_training_split():
