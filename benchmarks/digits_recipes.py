@@ -2,7 +2,8 @@
 and precise BN evaluated in the same runs.
 
     OMP_NUM_THREADS=1 python benchmarks/digits_recipes.py --seeds 0 1 2 3 4 [--epochs 16] [--shift 0.5]
-        [--ema 0.9 0.98] [--precise-bn] [--model-kwargs '{"embed_dim": 128}']
+        [--ema 0.9 0.98] [--precise-bn] [--model-kwargs '{"embed_dim": 128}'] [--lr 2e-3] [--batch-size 16]
+        [--smoothing 0] [--warmup-epochs 0.5] [--drop-last]
 
 The loop is ``s2tdpt train``'s recipe (AdamW with no decay on norm and bias, warm-up then per-step cosine to 1e-5,
 label smoothing, seeds from ``seed_everything(seed, 0)`` for the model and ``(seed, 1, epoch, 0)`` for each
@@ -10,8 +11,8 @@ epoch's order, float32) on in-memory tensors, so it is fast to sweep and can try
 ``--shift P`` moves an image by a random whole pixel in x and y (each of −1, 0, +1, zero padding; (0, 0) is one of
 the nine) with probability P; ``--crop-pad 1`` is P = 1. It differs from the CLI in the batches: a random
 permutation per epoch whose last, partial batch is kept (45 steps of 32, the last of 29; the CLI's loader drops it:
-44 steps), so a seed's figure differs from ``s2tdpt train --seed N``'s; compare recipes with each other here. One
-JSON line per run, then a summary per column.
+44 steps, as ``--drop-last`` does here); either way a seed's figure differs from ``s2tdpt train --seed N``'s (another
+data order); compare recipes with each other here. One JSON line per run, then a summary per column.
 """
 
 from __future__ import annotations
@@ -76,11 +77,16 @@ def run(args: argparse.Namespace, seed: int, data) -> dict:
     )
     model = S2TDPT(cfg)
     opt = create_optimizer_v2(model, "adamw", lr=args.lr, weight_decay=0.01)
-    steps = math.ceil(len(xtr) / args.batch_size)
+    steps = len(xtr) // args.batch_size if args.drop_last else math.ceil(len(xtr) / args.batch_size)
     sched = CosineLRScheduler(
-        opt, t_initial=args.epochs * steps, lr_min=1e-5, warmup_t=steps, warmup_lr_init=1e-5, t_in_epochs=False
+        opt,
+        t_initial=args.epochs * steps,
+        lr_min=1e-5,
+        warmup_t=round(args.warmup_epochs * steps),
+        warmup_lr_init=1e-5,
+        t_in_epochs=False,
     )
-    criterion = LabelSmoothingCrossEntropy(args.smoothing)
+    criterion = LabelSmoothingCrossEntropy(args.smoothing) if args.smoothing > 0 else nn.CrossEntropyLoss()
     emas = [ModelEmaV3(model, decay=d) for d in args.ema]
     (mean,), (std,) = NORMALIZATION["digits"]
     fill = (0.0 - mean) / std  # a black pixel after normalisation
@@ -121,6 +127,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--smoothing", type=float, default=0.1)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--drop-last", action="store_true", help="drop each epoch's last partial batch, as the CLI does")
     p.add_argument("--shift", type=float, default=0.0, help="probability of a random ±1-pixel shift")
     p.add_argument("--ema", type=float, nargs="*", default=[], help="decays of weight EMAs (timm ModelEmaV3)")
     p.add_argument("--precise-bn", action="store_true", help="also evaluate with precise BN statistics")

@@ -183,7 +183,7 @@ MODEL_CONFIGS: dict[str, S2TDPTConfig] = {
     "s2tdpt_cpu": S2TDPTConfig(embed_dim=192, depth=2, num_heads=6, timesteps=2, pool_at=(1, 2)),
     # The embedded quick start: scikit-learn's 8×8 grey digits, one pooling stage → 4×4 = 16 tokens of 2×2 pixels.
     # D = 96 (128 until 2026-12-06): the same test top-1 over five seeds in ~30 % less time per epoch on a 2-core CPU;
-    # MLP ratio 2 (4 before, also 2026-12-06): fewer test errors over 15 seeds and ~10 % less time (BENCHMARKS.md).
+    # MLP ratio 2 (4 before, also 2026-12-06): ~10 % less time, the same test top-1 within the seeds' spread.
     "s2tdpt_digits": S2TDPTConfig(
         img_size=8, in_chans=1, num_pools=1, embed_dim=96, depth=1, num_heads=4, mlp_ratio=2.0
     ),
