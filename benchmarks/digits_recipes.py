@@ -127,7 +127,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--smoothing", type=float, default=0.1)
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up from 1e-5, in epochs")
     p.add_argument("--drop-last", action="store_true", help="drop each epoch's last partial batch, as the CLI does")
     p.add_argument("--shift", type=float, default=0.0, help="probability of a random ±1-pixel shift")
     p.add_argument("--ema", type=float, nargs="*", default=[], help="decays of weight EMAs (timm ModelEmaV3)")

@@ -1,5 +1,8 @@
 """Dataset loaders on data made inside the tests; normalisation constants; clear errors when data is missing."""
 
+import importlib.util
+import subprocess
+import sys
 import urllib.error
 
 import numpy as np
@@ -28,7 +31,7 @@ def test_digits_are_scikit_learns_images_in_scikit_learns_split():
 
     d = load_digits()
     images, labels = load_digits_arrays()
-    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target)
+    assert np.array_equal(images, d.images) and np.array_equal(labels, d.target) and labels.dtype == np.int64
     train, test = train_test_split(
         np.arange(len(d.target)), test_size=DIGITS_TEST_FRACTION, stratify=d.target, random_state=DIGITS_SPLIT_SEED
     )
@@ -36,6 +39,22 @@ def test_digits_are_scikit_learns_images_in_scikit_learns_split():
     for part, x, y in ((np.sort(train), x_tr, y_tr), (np.sort(test), x_te, y_te)):
         assert np.array_equal(x, np.round(d.images[part] * (255 / 16)).astype(np.uint8))
         assert np.array_equal(y, d.target[part])
+
+
+def test_digits_fall_back_to_scikit_learns_loader_when_its_file_is_elsewhere(monkeypatch):
+    images, labels = load_digits_arrays()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    again = load_digits_arrays()
+    assert np.array_equal(again[0], images) and np.array_equal(again[1], labels) and again[1].dtype == np.int64
+
+
+def test_the_quick_start_data_do_not_import_scikit_learn():
+    code = (
+        "import sys; from s2tdpt.data import build_datasets; train, test, info = build_datasets('digits', None); "
+        "assert len(train) == 1437 and len(test) == 360; print(sorted({'sklearn', 'scipy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_digits_constants_match_the_training_split():
