@@ -111,6 +111,31 @@ def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in changes.items())
 
 
+def _check_same_model(path: Path, cfg: TrainConfig, ckpt: dict[str, Any], model_config: dict[str, Any]) -> None:
+    """A resumed run keeps its model: raise, saying why the checkpoint's model differs from ``model_config``."""
+    changed = model_config_changes(ckpt["model_config"], model_config)
+    if not changed:
+        return
+    data_changed = {k: v for k, v in changed.items() if k in DATA_FIELDS}
+    if data_changed:
+        raise ConfigError(
+            f"the checkpoint in {path} was trained on other data ({_describe(data_changed)}): resume with the data it "
+            f"was trained on (its dataset, --data-dir and image size), or start a new run"
+        )
+    saved = ckpt["train_config"]
+    if all(saved.get(k, field_default(k)) == getattr(cfg, k) for k in MODEL_SETTINGS):
+        raise ConfigError(
+            f"the checkpoint in {path} was trained with model {cfg.model!r} as an earlier version of s2tdpt defined "
+            f"it ({_describe(changed)}), so the run cannot be continued; its checkpoints still work with `s2tdpt "
+            f"eval`, and `s2tdpt train -c {path / 'config.yaml'} --init {path / 'last.pt'} --model-kwargs ... --out "
+            f"NEW` with the old values starts a new run from its weights"
+        )
+    raise ConfigError(
+        f"the checkpoint in {path} was trained with a different model ({_describe(changed)}); a resumed run keeps its "
+        f"model: drop the settings that change it, or start a new run"
+    )
+
+
 class RunDir:
     """Writes the artefacts of one run. ``RunDir(None)`` (non-zero DDP ranks) writes nothing."""
 
@@ -209,27 +234,7 @@ class RunDir:
         """
         epochs_done = ckpt["epoch"] if ckpt else 0
         if ckpt:
-            changed = model_config_changes(ckpt["model_config"], model_config)
-            saved = ckpt["train_config"]
-            same_settings = all(saved.get(k, field_default(k)) == getattr(cfg, k) for k in MODEL_SETTINGS)
-            if changed and same_settings and not set(changed) & set(DATA_FIELDS):
-                raise ConfigError(
-                    f"the checkpoint in {path} was trained with model {cfg.model!r} as an earlier version of s2tdpt "
-                    f"defined it ({_describe(changed)}), so the run cannot be continued; its checkpoints still work "
-                    f"with `s2tdpt eval`, and `s2tdpt train -c {path / 'config.yaml'} --init {path / 'last.pt'} "
-                    f"--model-kwargs ... --out NEW` with the old values starts a new run from its weights"
-                )
-            data_changed = {k: v for k, v in changed.items() if k in DATA_FIELDS}
-            if data_changed:
-                raise ConfigError(
-                    f"the checkpoint in {path} was trained on other data ({_describe(data_changed)}): resume with the "
-                    f"data it was trained on (its dataset, --data-dir and image size), or start a new run"
-                )
-            if changed:
-                raise ConfigError(
-                    f"the checkpoint in {path} was trained with a different model ({_describe(changed)}); a resumed "
-                    f"run keeps its model: drop the settings that change it, or start a new run"
-                )
+            _check_same_model(path, cfg, ckpt, model_config)
         if not is_main:
             return cls(None)
         if not resume:
