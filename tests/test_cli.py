@@ -297,7 +297,7 @@ def test_compiled_training_and_evaluation_match_eager(image_folder, tmp_path, wh
 
 def test_quick_start_command_runs(tmp_path, monkeypatch, capsys):
     # The README's main job, shortened to one epoch: no arguments but those, digits embedded, CPU. One epoch
-    # reaches 48.6-48.9 % (AVX2 CPU, float32, 1 or 2 threads; 71.4 % with --amp bf16 there), against 10 % for a
+    # reaches 48.1-48.3 % (AVX2 CPU, float32, 1 or 2 threads; 39.4 % with --amp bf16 there), against 10 % for a
     # model that learns nothing.
     # (`python -m s2tdpt` itself, with its re-execution, runs in test_killed_run_resumes_to_identical_weights.)
     monkeypatch.chdir(tmp_path)
