@@ -14,6 +14,10 @@ A count C is what D binary sub-steps emit when the neuron may fire once per sub-
 and subtracts 1 per spike: ``expand=True`` runs it that way (:meth:`IntegerLIFNode.substeps` returns the binary
 trains ``[T, D, ...]``) and emits their sum per step, which is what a downstream synapse integrates over the D
 sub-steps; its output, and so the model's logits, equal the count form's (tested). A count k costs k accumulates.
+
+Backends: ``torch`` runs :meth:`IntegerLIFNode.dynamics` step by step under autograd (the reference); ``fused``
+(:class:`_FusedILIF`) runs the same float operations without building a graph and has a hand-written backward
+(tested equal); ``compiled`` generates a kernel from the reference step.
 """
 
 from __future__ import annotations
@@ -22,7 +26,47 @@ import torch
 
 from .base import Neuron, run_steps
 from .registry import NeuronOps, register_neuron
-from .surrogate import integer_spike
+from .surrogate import integer_spike, round_half_up
+
+
+class _FusedILIF(torch.autograd.Function):
+    """Multi-step integer LIF, the operations of :meth:`IntegerLIFNode.dynamics` in order, without an autograd
+    graph per step; saves only the normalised membranes ``q`` ([T, ...]). Backward through time (C_t detached in
+    the reset, so only its straight-through path carries gradient):
+        dL/dq_t     = dL/dC_t · [0 <= q_t <= D] + dL/dV_t · V_th
+        dL/dH_t     = dL/dq_t / V_th
+        dL/dX_t     = dL/dH_t / τ
+        dL/dV_{t−1} = dL/dH_t − dL/dH_t / τ
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq: torch.Tensor, tau: float, v_threshold: float, max_count: int) -> torch.Tensor:
+        q_seq = torch.empty_like(x_seq)  # [T, ...] normalised membrane of every step
+        counts = torch.empty_like(x_seq)
+        v = torch.zeros_like(x_seq[0])
+        for t in range(x_seq.shape[0]):
+            q = q_seq[t]
+            torch.sub(x_seq[t], v, out=q).div_(tau).add_(v).div_(v_threshold)  # q = (V + (X − V)/τ) / V_th
+            counts[t] = round_half_up(q.clamp(0.0, max_count))
+            v = (q - counts[t]) * v_threshold  # soft reset
+        ctx.save_for_backward(q_seq)
+        ctx.consts = (tau, v_threshold, max_count)
+        return counts
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_c: torch.Tensor):
+        (q_seq,) = ctx.saved_tensors
+        tau, v_threshold, max_count = ctx.consts
+        grad_q = grad_c * ((q_seq >= 0) & (q_seq <= max_count))  # straight through inside the clip, all steps
+        grad_x = torch.empty_like(grad_q)
+        grad_v = None
+        for t in reversed(range(q_seq.shape[0])):
+            g = grad_q[t] if grad_v is None else torch.add(grad_q[t], grad_v, alpha=v_threshold)
+            grad_h = g / v_threshold
+            torch.div(grad_h, tau, out=grad_x[t])
+            grad_v = grad_h - grad_x[t]
+        return grad_x, None, None, None
 
 
 @register_neuron("ilif")
@@ -81,6 +125,10 @@ class IntegerLIFNode(Neuron):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if self.expand:
             return self.substeps(x_seq).sum(1)  # [T, ...]: the counts, as the sum of binary sub-steps
+        if self.backend == "fused":
+            self.check_input(x_seq)
+            x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
+            return _FusedILIF.apply(x32, *self.dynamics_args()).to(x_seq.dtype)
         return super().forward(x_seq)
 
     @torch.no_grad()
