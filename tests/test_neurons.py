@@ -233,12 +233,15 @@ def test_ilif_gradient_is_straight_through_inside_the_clip():
 def test_ilif_fused_path_equals_the_reference_over_the_whole_count_range(v_th):
     """The hand-written backward against autograd through the reference steps, with counts from 0 to D, membranes
     below 0 and above D (both ends of the clip) and the soft reset carrying gradient across steps."""
-    x = (_drive((6, 4, 50), dtype=torch.float32).detach() * 4.0 - 1.0).requires_grad_()
+    x = _drive((6, 4, 50), dtype=torch.float32).detach() * 4.0 - 1.0
+    x[0, 0, :4] = torch.tensor([0.5, 1.5, 2.5, 3.5]) * 2.0 * v_th  # first step q = X/(τ·V_th): exact halves
+    x.requires_grad_()
     ref = create_neuron("ilif", backend="torch", v_threshold=v_th, max_count=4)
     fused = create_neuron("ilif", backend="fused", v_threshold=v_th, max_count=4)
     out_ref, (g_ref,) = _out_and_grads(ref, x)
     out_fused, (g_fused,) = _out_and_grads(fused, x)
     assert set(out_ref.unique().tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert out_ref[0, 0, :4].tolist() == [1.0, 2.0, 3.0, 4.0]  # halves round up
     q = x.detach() / v_th  # the first step's membrane: both ends of the clip occur
     assert (q[0] < 0).any() and (q[0] / 2.0 > 4).any()
     torch.testing.assert_close(out_fused, out_ref, rtol=0, atol=0)

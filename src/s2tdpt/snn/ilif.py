@@ -26,7 +26,7 @@ import torch
 
 from .base import Neuron, run_steps
 from .registry import NeuronOps, register_neuron
-from .surrogate import integer_spike, round_half_up
+from .surrogate import integer_spike
 
 
 class _FusedILIF(torch.autograd.Function):
@@ -43,12 +43,19 @@ class _FusedILIF(torch.autograd.Function):
     def forward(ctx, x_seq: torch.Tensor, tau: float, v_threshold: float, max_count: int) -> torch.Tensor:
         q_seq = torch.empty_like(x_seq)  # [T, ...] normalised membrane of every step
         counts = torch.empty_like(x_seq)
-        v = torch.zeros_like(x_seq[0])
+        v, low = torch.zeros_like(x_seq[0]), torch.empty_like(x_seq[0])  # state and scratch, reused every step
+        scaled = v_threshold != 1.0  # dividing or multiplying by 1 is exact: skip those passes
         for t in range(x_seq.shape[0]):
-            q = q_seq[t]
-            torch.sub(x_seq[t], v, out=q).div_(tau).add_(v).div_(v_threshold)  # q = (V + (X − V)/τ) / V_th
-            counts[t] = round_half_up(q.clamp(0.0, max_count))
-            v = (q - counts[t]) * v_threshold  # soft reset
+            q, c = q_seq[t], counts[t]
+            torch.sub(x_seq[t], v, out=q).div_(tau).add_(v)  # H = V + (X − V)/τ
+            if scaled:
+                q.div_(v_threshold)  # q = H / V_th
+            # C = round_half_up(clip(q, 0, D)) = floor + [fraction >= 1/2], the same exact operations, in place
+            torch.floor(torch.clamp(q, 0.0, max_count, out=c), out=low)
+            c.sub_(low).ge_(0.5).add_(low)
+            torch.sub(q, c, out=v)  # soft reset
+            if scaled:
+                v.mul_(v_threshold)
         ctx.save_for_backward(q_seq)
         ctx.consts = (tau, v_threshold, max_count)
         return counts
@@ -58,14 +65,17 @@ class _FusedILIF(torch.autograd.Function):
     def backward(ctx, grad_c: torch.Tensor):
         (q_seq,) = ctx.saved_tensors
         tau, v_threshold, max_count = ctx.consts
-        grad_q = grad_c * ((q_seq >= 0) & (q_seq <= max_count))  # straight through inside the clip, all steps
-        grad_x = torch.empty_like(grad_q)
+        grad = grad_c * ((q_seq >= 0) & (q_seq <= max_count))  # straight through inside the clip, all steps
+        grad_x = torch.empty_like(grad)
         grad_v = None
         for t in reversed(range(q_seq.shape[0])):
-            g = grad_q[t] if grad_v is None else torch.add(grad_q[t], grad_v, alpha=v_threshold)
-            grad_h = g / v_threshold
-            torch.div(grad_h, tau, out=grad_x[t])
-            grad_v = grad_h - grad_x[t]
+            g = grad[t]  # dL/dq_t, then dL/dH_t, in place
+            if grad_v is not None:
+                g.add_(grad_v, alpha=v_threshold)
+            if v_threshold != 1.0:
+                g.div_(v_threshold)
+            torch.div(g, tau, out=grad_x[t])
+            grad_v = g - grad_x[t]
         return grad_x, None, None, None
 
 
