@@ -4,10 +4,10 @@
     python benchmarks/train_step_ab.py --a /tmp/before/src --b src [--pairs 3] [--batch-size 64] [--amp none|bf16]
 
 Each process imports ``s2tdpt`` from its ``--a`` / ``--b`` source folder (``PYTHONPATH``), builds the same seeded
-model, random batch and AdamW as ``s2tdpt bench train-step`` (``TrainingStep``), with compiled LIF kernels and
-whole-model ``torch.compile`` (``--compile off`` for eager), takes 2 untimed warm-up steps (compiling happens there)
-and reports the median of ``--steps`` timed steps and the process's peak memory. Alternating the two in one run is
-what makes the comparison hold on a shared, noisy machine.
+model, random batch and AdamW as ``s2tdpt bench train-step`` (``TrainingStep``), with compiled neuron kernels
+(``--lif-backend``) and whole-model ``torch.compile`` (``--compile off`` for eager), takes 2 untimed warm-up steps
+(compiling happens there) and reports the median of ``--steps`` timed steps and the process's peak memory.
+Alternating the two in one run is what makes the comparison hold on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import subprocess
 import sys
 
 
-def worker(model: str, batch: int, amp: bool, compile_: bool, steps: int) -> dict:
+def worker(model: str, batch: int, amp: bool, compile_: bool, steps: int, lif_backend: str) -> dict:
     from s2tdpt.bench.common import TrainingStep, peak_rss_mb, time_median
     from s2tdpt.engine.fast import compile_training
 
-    bench = TrainingStep(model, batch, lif_backend="compiled", amp=amp)
+    bench = TrainingStep(model, batch, lif_backend=lif_backend, amp=amp)
     bench.model.train()
     if compile_:
         bench.model = compile_training(bench.model)
@@ -40,12 +40,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--amp", choices=["none", "bf16"], default="bf16", help="bf16 autocast, or float32")
     ap.add_argument("--compile", choices=["on", "off"], default="on", help="whole-model torch.compile")
+    ap.add_argument(
+        "--lif-backend", choices=["compiled", "fused", "torch"], default="compiled", help="the neurons' path"
+    )
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        r = worker(args.model, args.batch_size, args.amp == "bf16", args.compile == "on", args.steps)
+        r = worker(args.model, args.batch_size, args.amp == "bf16", args.compile == "on", args.steps, args.lif_backend)
         print(json.dumps(r))
         return
     if not (args.a and args.b):
@@ -55,12 +58,13 @@ def main() -> None:
     from s2tdpt.cli.launch import TUNED_MALLOC
 
     print(f"Machine: {machine(True)}; {args.model}, batch {args.batch_size}, amp {args.amp}, compile {args.compile}, "
-          f"median of {args.steps} steps per process\n")  # fmt: skip
+          f"neurons {args.lif_backend}, median of {args.steps} steps per process\n")  # fmt: skip
     print("| pair | checkout | s / step | peak memory |")
     print("|---:|---|---:|---:|")
     results: dict[str, list[float]] = {"A": [], "B": []}
     argv = [sys.executable, __file__, "--worker", "--model", args.model, "--batch-size", str(args.batch_size),
-            "--amp", args.amp, "--compile", args.compile, "--steps", str(args.steps)]  # fmt: skip
+            "--amp", args.amp, "--compile", args.compile, "--steps", str(args.steps),
+            "--lif-backend", args.lif_backend]  # fmt: skip
     for pair in range(1, args.pairs + 1):
         for name, src in (("A", args.a), ("B", args.b)):
             env = dict(os.environ, PYTHONPATH=os.path.abspath(src), GLIBC_TUNABLES=TUNED_MALLOC)  # the CLI's
@@ -70,10 +74,10 @@ def main() -> None:
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
             results[name].append(r["seconds"])
-            print(f"| {pair} | {name} ({src}) | {r['seconds']:.2f} s | {r['peak_mb'] / 1024:.2f} GiB |", flush=True)
+            print(f"| {pair} | {name} ({src}) | {r['seconds']:.3f} s | {r['peak_mb'] / 1024:.2f} GiB |", flush=True)
     if results["A"] and results["B"]:
         a, b = statistics.median(results["A"]), statistics.median(results["B"])
-        print(f"\nmedian over pairs: A {a:.2f} s, B {b:.2f} s, B / A = {b / a:.3f}")
+        print(f"\nmedian over pairs: A {a:.3f} s, B {b:.3f} s, B / A = {b / a:.3f}")
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ def _train(
     log.info(
         f"{model_cfg.attention} · {cfg.model} · {params:,} params · {data.info.name} "
         f"({len(data.train_loader.dataset)} train / {len(data.test_loader.dataset) * ctx.world_size} test) · "
-        f"{device} × {ctx.world_size} · amp {cfg.amp} · LIF {cfg.lif_backend} · lr {cfg.lr:g}, warm-up "
+        f"{device} × {ctx.world_size} · amp {cfg.amp} · {model_cfg.neuron} {cfg.lif_backend} · lr {cfg.lr:g}, warm-up "
         f"{cfg.warmup_epochs:g} epoch(s)"
         f"{' · compiled (the first step compiles)' if cfg.compile == 'on' else ''} · run folder {run_path}"
     )
