@@ -229,23 +229,27 @@ def test_ilif_gradient_is_straight_through_inside_the_clip():
     assert 0 < (x.grad > 0).double().mean() < 1
 
 
-@pytest.mark.parametrize("v_th", [1.0, 0.75])
-def test_ilif_fused_path_equals_the_reference_over_the_whole_count_range(v_th):
+@pytest.mark.parametrize(("v_th", "tau"), [(1.0, 2.0), (0.75, 3.0)])
+def test_ilif_fused_path_equals_the_reference_over_the_whole_count_range(v_th, tau):
     """The hand-written backward against autograd through the reference steps, with counts from 0 to D, membranes
-    below 0 and above D (both ends of the clip) and the soft reset carrying gradient across steps."""
-    x = _drive((6, 4, 50), dtype=torch.float32).detach() * 4.0 - 1.0
-    x[0, 0, :4] = torch.tensor([0.5, 1.5, 2.5, 3.5]) * 2.0 * v_th  # first step q = X/(τ·V_th): exact halves
+    below 0, above D and exactly on both ends of the clip, half-way membranes, and the soft reset carrying gradient
+    across steps. τ = 3 makes the input's share 1/τ differ from the state's 1 − 1/τ."""
+    d = 4
+    x = _drive((6, 4, 50), dtype=torch.float32).detach() * 6.0 - 1.5
+    scale = tau * v_th  # the first step's membrane is q = X / (τ·V_th); these products are exact in float32
+    x[0, 0, :6] = torch.tensor([0.5, 1.5, 2.5, 3.5, 0.0, float(d)]) * scale  # halves; the clip's two ends
     x.requires_grad_()
-    ref = create_neuron("ilif", backend="torch", v_threshold=v_th, max_count=4)
-    fused = create_neuron("ilif", backend="fused", v_threshold=v_th, max_count=4)
+    ref = create_neuron("ilif", backend="torch", tau=tau, v_threshold=v_th, max_count=d)
+    fused = create_neuron("ilif", backend="fused", tau=tau, v_threshold=v_th, max_count=d)
     out_ref, (g_ref,) = _out_and_grads(ref, x)
     out_fused, (g_fused,) = _out_and_grads(fused, x)
     assert set(out_ref.unique().tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
-    assert out_ref[0, 0, :4].tolist() == [1.0, 2.0, 3.0, 4.0]  # halves round up
-    q = x.detach() / v_th  # the first step's membrane: both ends of the clip occur
-    assert (q[0] < 0).any() and (q[0] / 2.0 > 4).any()
+    assert out_ref[0, 0, :6].tolist() == [1.0, 2.0, 3.0, 4.0, 0.0, 4.0]  # halves round up
+    q0 = x.detach()[0] / scale
+    assert (q0 < 0).any() and (q0 > d).any()
     torch.testing.assert_close(out_fused, out_ref, rtol=0, atol=0)
     assert (g_ref == 0).any() and (g_ref != 0).float().mean() > 0.5
+    assert (g_ref[0, 0, 4:6] != 0).all()  # q = 0 and q = D are inside the straight-through range
     torch.testing.assert_close(g_fused, g_ref, rtol=1e-6, atol=1e-7)
 
 
