@@ -297,3 +297,21 @@ def test_the_neuron_and_its_options_round_trip_through_the_model_config(name):
     assert S2TDPTConfig.from_dict(d) == m.config
     kinds = {type(mod) for mod in rebuilt.blocks[0].mlp.modules()}
     assert get_neuron_class(name) in kinds
+
+
+def test_auto_backend_is_the_neurons_own_choice():
+    from s2tdpt.engine.config import TrainConfig
+    from s2tdpt.engine.train import configured_neuron, resolve_lif_backend
+    from s2tdpt.snn import compiled
+
+    cpu = torch.device("cpu")
+    where_compile_works = "compiled" if compiled.available("cpu") else "fused"
+    assert resolve_lif_backend("auto", cpu, "lif") == where_compile_works
+    assert resolve_lif_backend("auto", cpu, "plif") == where_compile_works
+    assert resolve_lif_backend("auto", cpu, "ilif") == "fused"  # its fused pair beats its derived kernel
+    assert resolve_lif_backend("torch", cpu, "ilif") == "torch" and resolve_lif_backend("compiled", cpu) == "compiled"
+    # the neuron a run will have: --neuron, else model_kwargs', else the named model's
+    assert configured_neuron(TrainConfig(model="s2tdpt_tiny")) == "lif"
+    assert configured_neuron(TrainConfig(model="s2tdpt_digits")) == "ilif"
+    assert configured_neuron(TrainConfig(model="s2tdpt_digits", model_kwargs={"neuron": "plif"})) == "plif"
+    assert configured_neuron(TrainConfig(model="s2tdpt_digits", model_kwargs={"neuron": "plif"}, neuron="lif")) == "lif"

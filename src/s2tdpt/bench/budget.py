@@ -58,11 +58,11 @@ def warm_up(cfg) -> None:
     from ..engine.distributed import resolve_device
     from ..engine.evaluate import autocast, resolve_amp
     from ..engine.fast import compile_training
-    from ..engine.train import model_config_for, resolve_compile, resolve_lif_backend
+    from ..engine.train import configured_neuron, model_config_for, resolve_compile, resolve_lif_backend
     from ..models import S2TDPT
 
     device = resolve_device(cfg.device)
-    lif_backend = resolve_lif_backend(cfg.lif_backend, device)
+    lif_backend = resolve_lif_backend(cfg.lif_backend, device, configured_neuron(cfg))
     cfg = cfg.replace(  # as train() resolves them; one batch of training data
         lif_backend=lif_backend,
         amp=resolve_amp(cfg.amp, device),

@@ -100,9 +100,9 @@ class TrainConfig:
     # --- runtime
     lif_backend: str = _f(
         "fused",
-        "LIF implementation, all the same neuron: fused (eager), compiled (torch.compile kernels: faster, but the "
-        "first run on a machine spends ~30 s compiling), auto (compiled where torch.compile works, else fused), "
-        "torch (the readable reference loop)",
+        "neuron implementation, all the same neuron: fused (eager), compiled (torch.compile kernels: faster for the "
+        "LIF, but the first run on a machine spends ~30 s compiling), auto (the neuron's faster of the two: compiled "
+        "where torch.compile works, else fused; fused for the integer LIF), torch (the readable reference loop)",
     )
     compile: str = _f(
         "auto",

@@ -61,12 +61,21 @@ def seed_everything(*key: int) -> None:
     torch.manual_seed(s)
 
 
-def resolve_lif_backend(name: str, device: torch.device) -> str:
+def resolve_lif_backend(name: str, device: torch.device, neuron: str = "lif") -> str:
+    """``auto``: the neuron's own choice (``Neuron.auto_backend``: ``compiled`` unless a hand-written pair was measured
+    faster), falling back to ``fused`` where ``torch.compile`` does not work; any other name as given."""
     if name != "auto":
         return name
     from ..snn import compiled
+    from ..snn.registry import neuron_auto_backend
 
-    return "compiled" if compiled.available(device.type) else "fused"
+    preferred = neuron_auto_backend(neuron)
+    return "fused" if preferred == "compiled" and not compiled.available(device.type) else preferred
+
+
+def configured_neuron(cfg: TrainConfig) -> str:
+    """The neuron the run's model will have: ``--neuron``, else ``model_kwargs``' neuron, else the named model's."""
+    return cfg.neuron or cfg.model_kwargs.get("neuron") or resolve_config(cfg.model).neuron
 
 
 #: CPU kinds (:func:`~s2tdpt.engine.hardware.cpu_kind`) on which whole-model compile of the training step was
@@ -143,7 +152,8 @@ def _train(
 ) -> TrainResult:
     device = ctx.device
     run_path = run_folder(cfg, resume)
-    lif_backend, amp = resolve_lif_backend(cfg.lif_backend, device), resolve_amp(cfg.amp, device)
+    lif_backend = resolve_lif_backend(cfg.lif_backend, device, configured_neuron(cfg))
+    amp = resolve_amp(cfg.amp, device)
     cfg = cfg.replace(
         out=str(run_path),
         amp=amp,

@@ -66,6 +66,8 @@ class Neuron(nn.Module):
     """
 
     emits: ClassVar[str] = "spikes"
+    #: what ``--lif-backend auto`` picks for this neuron where ``torch.compile`` works (else ``"fused"``)
+    auto_backend: ClassVar[str] = "compiled"
 
     def __init__(self, backend: str = "fused") -> None:
         super().__init__()

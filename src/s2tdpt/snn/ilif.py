@@ -84,6 +84,7 @@ class IntegerLIFNode(Neuron):
     """Integer LIF: counts ``0..max_count`` per step, soft reset, straight-through gradient."""
 
     emits = "counts"
+    auto_backend = "fused"  # its hand-written pair is faster than the kernel derived from its step (BENCHMARKS.md)
     #: options that make the neuron binary (one spike per step at most), for mechanisms defined on 0/1 spikes
     binary_options = {"max_count": 1}
 

@@ -83,6 +83,11 @@ def neuron_emits(name: str) -> str:
     return get_neuron_class(name).emits
 
 
+def neuron_auto_backend(name: str) -> str:
+    """The backend ``--lif-backend auto`` picks for neuron ``name`` where ``torch.compile`` works."""
+    return getattr(get_neuron_class(name), "auto_backend", "compiled")
+
+
 def check_options(name: str, options: Mapping[str, Any], what: str = "neuron_kwargs") -> None:
     """Raise ``ValueError`` naming the unknown keys of ``options`` and the valid ones."""
     valid = neuron_options(name)
