@@ -125,7 +125,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (the CLI's)")
     p.add_argument("--smoothing", type=float, default=0.1)
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up from 1e-5, in epochs")
     p.add_argument("--drop-last", action="store_true", help="drop each epoch's last partial batch, as the CLI does")

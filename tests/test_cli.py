@@ -297,8 +297,8 @@ def test_compiled_training_and_evaluation_match_eager(image_folder, tmp_path, wh
 
 def test_quick_start_command_runs(tmp_path, monkeypatch, capsys):
     # The README's main job, shortened to one epoch: no arguments but those, digits embedded, CPU. One epoch
-    # reaches 87.5-89.7 % (AVX2 CPU, float32, 1 or 2 threads; 81.7 % with --amp bf16 there), against 10 % for a
-    # model that learns nothing (and 48 % with the binary LIF the quick start used before).
+    # reaches 93.3-93.6 % (AVX2 CPU, float32, 1 or 2 threads; 89.4 % with --amp bf16 there), against 10 % for a
+    # model that learns nothing (and 48 % with the binary LIF and lr 3e-3 the quick start used before).
     # (`python -m s2tdpt` itself, with its re-execution, runs in test_killed_run_resumes_to_identical_weights.)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--epochs", "1", "--warmup-epochs", "0", "--out", "qs"]) == 0

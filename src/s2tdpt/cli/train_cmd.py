@@ -42,7 +42,7 @@ def resolve(args: argparse.Namespace) -> tuple[TrainConfig, Path | None]:
 
 def _resolve_resume(run_dir: Path, flags: dict, config_file: str | None) -> TrainConfig:
     """The config of a resumed run: its config.yaml with the allowed changes. Values are compared as the config
-    resolves them, so giving the same value in another form (``--mean cifar10``, ``--lr 3e-3``) is not a change."""
+    resolves them, so giving the same value in another form (``--mean cifar10``, ``--lr 5e-3``) is not a change."""
     from ..engine.run import RunDir
 
     if config_file:

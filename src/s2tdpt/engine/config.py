@@ -88,7 +88,7 @@ class TrainConfig:
         "elapsed time, as if `epochs` epochs exactly filled the budget",
     )
     batch_size: int = _f(32, "batch size per process")
-    lr: float = _f(3e-3, "peak learning rate")
+    lr: float = _f(5e-3, "peak learning rate")
     min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
     warmup_lr: float = _f(1e-5, "learning rate at the start of warm-up")
     warmup_epochs: float | None = _f(
