@@ -185,7 +185,7 @@ MODEL_CONFIGS: dict[str, S2TDPTConfig] = {
     # D = 96 (128 until 2026-12-06): the same test top-1 over five seeds in ~30 % less time per epoch on a 2-core CPU;
     # MLP ratio 2 (4 before, also 2026-12-06): ~10 % less time, the same test top-1 within the seeds' spread.
     # Integer LIF (counts 0–4 per step; binary LIF until 2026-12-06, as the paper's models): never more test errors
-    # than the binary LIF on the same seed, fewer on 9 of 15, in the same training time, at ~3× its energy
+    # than the binary LIF on the same seed, fewer on 9 of 15 (lr 3e-3), in the same training time, at ~3× its energy
     # (BENCHMARKS.md). Q, K and V stay binary, as STDP attention needs.
     "s2tdpt_digits": S2TDPTConfig(
         img_size=8, in_chans=1, num_pools=1, embed_dim=96, depth=1, num_heads=4, mlp_ratio=2.0, neuron="ilif"
