@@ -243,6 +243,7 @@ def test_ilif_fused_path_equals_the_reference_over_the_whole_count_range(v_th, t
     fused = create_neuron("ilif", backend="fused", tau=tau, v_threshold=v_th, max_count=d)
     out_ref, (g_ref,) = _out_and_grads(ref, x)
     out_fused, (g_fused,) = _out_and_grads(fused, x)
+    assert type(out_fused.grad_fn).__name__ == "_FusedILIFBackward"  # the hand-written pair ran, not the reference
     assert set(out_ref.unique().tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
     assert out_ref[0, 0, :6].tolist() == [1.0, 2.0, 3.0, 4.0, 0.0, 4.0]  # halves round up
     q0 = x.detach()[0] / scale

@@ -73,9 +73,15 @@ def resolve_lif_backend(name: str, device: torch.device, neuron: str = "lif") ->
     return "fused" if preferred == "compiled" and not compiled.available(device.type) else preferred
 
 
+def _flag_overrides(cfg: TrainConfig) -> dict[str, Any]:
+    """The model fields set by their own flags (``--attention``, ``--neuron``, ``--neuron-kwargs``), which win over
+    the same keys in ``model_kwargs``."""
+    return {key: getattr(cfg, key) for key in ("attention", "neuron", "neuron_kwargs") if getattr(cfg, key)}
+
+
 def configured_neuron(cfg: TrainConfig) -> str:
     """The neuron the run's model will have: ``--neuron``, else ``model_kwargs``' neuron, else the named model's."""
-    return cfg.neuron or cfg.model_kwargs.get("neuron") or resolve_config(cfg.model).neuron
+    return {**cfg.model_kwargs, **_flag_overrides(cfg)}.get("neuron") or resolve_config(cfg.model).neuron
 
 
 #: CPU kinds (:func:`~s2tdpt.engine.hardware.cpu_kind`) on which whole-model compile of the training step was
@@ -117,9 +123,7 @@ def model_config_for(cfg: TrainConfig, data: DataBundle) -> S2TDPTConfig:
         if key in overrides and overrides[key] != value:
             raise ValueError(f"model_kwargs sets {key}={overrides[key]} but dataset {data.info.name} needs {value}")
         overrides[key] = value
-    for key in ("attention", "neuron", "neuron_kwargs"):  # the dedicated flags win over model_kwargs
-        if getattr(cfg, key):
-            overrides[key] = getattr(cfg, key)
+    overrides.update(_flag_overrides(cfg))
     if cfg.timesteps:
         overrides["timesteps"] = cfg.timesteps
     overrides["lif_backend"] = cfg.lif_backend

@@ -5,7 +5,7 @@ charges, fires and resets (time-first input ``[T, ...]``, one step ``[...]``), a
 the parameters and constants it needs. From that one statement come
 
 * the readable reference (:func:`run_steps`, a python loop over dim 0 under autograd; backend ``"torch"``, and
-  ``"fused"`` for a neuron without a hand-written path),
+  ``"fused"`` for a neuron without a hand-written path; one with such a path sets :attr:`Neuron.fused_steps`),
 * the generated kernel (backend ``"compiled"``): ``torch.compile`` of the same loop, forward and backward
   derived by AOTAutograd (equal to the reference: tested for every registered neuron),
 * the stateful single-step mode (:meth:`Neuron.step`, cleared by :meth:`Neuron.reset`).
@@ -68,6 +68,9 @@ class Neuron(nn.Module):
     emits: ClassVar[str] = "spikes"
     #: what ``--lif-backend auto`` picks for this neuron where ``torch.compile`` works (else ``"fused"``)
     auto_backend: ClassVar[str] = "compiled"
+    #: a hand-written multi-step path with :func:`run_steps`' arguments ``(x_seq, v0, *dynamics_args) -> out``, run
+    #: by backend ``"fused"`` and tested equal to the reference; ``None``: ``"fused"`` runs the reference loop
+    fused_steps: ClassVar[Callable[..., torch.Tensor] | None] = None
 
     def __init__(self, backend: str = "fused") -> None:
         super().__init__()
@@ -96,6 +99,8 @@ class Neuron(nn.Module):
         args = self.dynamics_args()
         if self.backend == "compiled" and x32.dtype == torch.float32 and compiled.available(x32.device.type):
             out = compiled_steps(type(self).dynamics)(x32, v0, *args)
+        elif self.backend == "fused" and self.fused_steps is not None:
+            out = self.fused_steps(x32, v0, *args)
         else:
             out = run_steps(type(self).dynamics, x32, v0, *args)
         return out.to(x_seq.dtype)

@@ -40,10 +40,12 @@ class _FusedILIF(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x_seq: torch.Tensor, tau: float, v_threshold: float, max_count: int) -> torch.Tensor:
+    def forward(
+        ctx, x_seq: torch.Tensor, v0: torch.Tensor, tau: float, v_threshold: float, max_count: int
+    ) -> torch.Tensor:
         q_seq = torch.empty_like(x_seq)  # [T, ...] normalised membrane of every step
         counts = torch.empty_like(x_seq)
-        v, low = torch.zeros_like(x_seq[0]), torch.empty_like(x_seq[0])  # state and scratch, reused every step
+        v, low = v0.clone(), torch.empty_like(x_seq[0])  # state and scratch, reused every step
         scaled = v_threshold != 1.0  # dividing or multiplying by 1 is exact: skip those passes
         for t in range(x_seq.shape[0]):
             q, c = q_seq[t], counts[t]
@@ -76,7 +78,7 @@ class _FusedILIF(torch.autograd.Function):
                 g.div_(v_threshold)
             torch.div(g, tau, out=grad_x[t])
             grad_v = g - grad_x[t]
-        return grad_x, None, None, None
+        return grad_x, None, None, None, None  # the initial state is a constant
 
 
 @register_neuron("ilif")
@@ -85,6 +87,7 @@ class IntegerLIFNode(Neuron):
 
     emits = "counts"
     auto_backend = "fused"  # its hand-written pair is faster than the kernel derived from its step (BENCHMARKS.md)
+    fused_steps = staticmethod(_FusedILIF.apply)
     #: options that make the neuron binary (one spike per step at most), for mechanisms defined on 0/1 spikes
     binary_options = {"max_count": 1}
 
@@ -136,10 +139,6 @@ class IntegerLIFNode(Neuron):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if self.expand:
             return self.substeps(x_seq).sum(1)  # [T, ...]: the counts, as the sum of binary sub-steps
-        if self.backend == "fused":
-            self.check_input(x_seq)
-            x32 = x_seq.float() if x_seq.dtype in (torch.bfloat16, torch.float16) else x_seq
-            return _FusedILIF.apply(x32, *self.dynamics_args()).to(x_seq.dtype)
         return super().forward(x_seq)
 
     @torch.no_grad()
